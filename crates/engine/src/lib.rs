@@ -1,0 +1,41 @@
+//! The projection model of MODEL.md: pure, synchronous, parallel with rayon and
+//! reproducible bit for bit on any number of threads.
+//!
+//! Three stages, each with a serialisable output so that callers can cache them:
+//! [`model_inputs`] → [`simulate`] → [`statistics`]. [`project`] runs all three.
+
+mod allocation;
+mod assets;
+mod error;
+mod params;
+mod quantile;
+pub mod rng;
+mod shocks;
+mod simulate;
+mod statistics;
+mod vmath;
+
+pub use allocation::{GLIDE_STEP, RiskProfile, weights_by_year};
+pub use assets::{AssetClass, Assumptions, BENCHMARK_PORTFOLIO, K, cholesky};
+pub use error::{Error, Result};
+pub use params::{
+    MAX_HORIZON_YEARS, MAX_PATHS, ModelInputs, ProjectionParams, initial_values_by_class,
+    model_inputs,
+};
+pub use quantile::{REPORTED_PERCENTILES, percentiles};
+pub use shocks::{Scenario, ShockKind, Shocks};
+pub use simulate::{BLOCK_PATHS, Observer, SimulationOutput, simulate};
+pub use statistics::{Percentiles, ProjectionResult, YearOutlook, statistics};
+
+/// All three stages on the current rayon pool.
+pub fn project(
+    initial_values: &[f64; K],
+    params: &ProjectionParams,
+    assumptions: &Assumptions,
+    shocks: &Shocks,
+    observer: &dyn Observer,
+) -> Result<ProjectionResult> {
+    let inputs = model_inputs(initial_values, params, assumptions)?;
+    let mut simulation = simulate(&inputs, shocks, observer)?;
+    Ok(statistics(&inputs, shocks.kind(), &mut simulation))
+}

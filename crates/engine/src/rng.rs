@@ -1,0 +1,117 @@
+//! Random numbers: Xoshiro256++ streams run side by side in lanes, so that the
+//! compiler keeps each lane in a SIMD register.
+//!
+//! Layout (part of the reproducibility contract, pinned by tests): paths are
+//! grouped into blocks of [`crate::simulate::BLOCK_PATHS`]; block `b` owns the
+//! [`LANES`] streams `b * LANES + lane`. Stream `s` starts from four SplitMix64
+//! outputs seeded with `mix64(seed ^ mix64(s))`: exactly `rand_xoshiro`'s
+//! `Xoshiro256PlusPlus::seed_from_u64(mix64(seed ^ mix64(s)))`. Results therefore depend on the seed and
+//! these constants only, never on threads or scheduling.
+
+/// Number of independent streams a block advances together.
+pub const LANES: usize = 8;
+
+/// The SplitMix64 finaliser: a bijective 64-bit mix.
+#[inline]
+pub fn mix64(value: u64) -> u64 {
+    let mut z = value;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+const SPLITMIX_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The starting state of stream `stream` for `seed`.
+pub fn stream_state(seed: u64, stream: u64) -> [u64; 4] {
+    let mut splitmix = mix64(seed ^ mix64(stream));
+    std::array::from_fn(|_| {
+        splitmix = splitmix.wrapping_add(SPLITMIX_GAMMA);
+        mix64(splitmix)
+    })
+}
+
+/// [`LANES`] Xoshiro256++ generators in structure-of-arrays form.
+#[derive(Debug, Clone)]
+pub struct LaneRng {
+    state: [[u64; LANES]; 4],
+}
+
+impl LaneRng {
+    /// The generators of streams `first_stream .. first_stream + LANES`.
+    pub fn new(seed: u64, first_stream: u64) -> Self {
+        let mut state = [[0; LANES]; 4];
+        for lane in 0..LANES {
+            let lane_state = stream_state(seed, first_stream + lane as u64);
+            for (word, value) in lane_state.into_iter().enumerate() {
+                state[word][lane] = value;
+            }
+        }
+        LaneRng { state }
+    }
+
+    /// Fills `out` with the next outputs, lane-interleaved: `out[i]` comes from lane `i % LANES`.
+    #[inline(always)]
+    pub fn fill(&mut self, out: &mut [u64]) {
+        for chunk in out.chunks_exact_mut(LANES) {
+            let [s0, s1, s2, s3] = &mut self.state;
+            for lane in 0..LANES {
+                chunk[lane] = (s0[lane].wrapping_add(s3[lane]))
+                    .rotate_left(23)
+                    .wrapping_add(s0[lane]);
+                let t = s1[lane] << 17;
+                s2[lane] ^= s0[lane];
+                s3[lane] ^= s1[lane];
+                s1[lane] ^= s2[lane];
+                s0[lane] ^= s3[lane];
+                s2[lane] ^= t;
+                s3[lane] = s3[lane].rotate_left(45);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use rand_xoshiro::rand_core::{Rng, SeedableRng};
+
+    #[test]
+    fn each_lane_is_the_reference_xoshiro256plusplus() {
+        let mut lanes = LaneRng::new(12345, 40);
+        let mut out = vec![0; LANES * 100];
+        lanes.fill(&mut out);
+        for lane in 0..LANES {
+            let state = stream_state(12345, 40 + lane as u64);
+            let mut seed_bytes = [0u8; 32];
+            for (word, value) in state.iter().enumerate() {
+                seed_bytes[word * 8..word * 8 + 8].copy_from_slice(&value.to_le_bytes());
+            }
+            let mut reference = Xoshiro256PlusPlus::from_seed(seed_bytes);
+            for step in 0..100 {
+                assert_eq!(
+                    out[step * LANES + lane],
+                    reference.next_u64(),
+                    "lane {lane} step {step}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stream_seeding_is_rands_seed_from_u64_of_the_mixed_seed() {
+        let mut ours = LaneRng::new(99, 3);
+        let mut out = [0; LANES * 4];
+        ours.fill(&mut out);
+        for lane in 0..LANES {
+            let stream_seed = mix64(99 ^ mix64(3 + lane as u64));
+            let mut reference = Xoshiro256PlusPlus::seed_from_u64(stream_seed);
+            for step in 0..4 {
+                assert_eq!(out[step * LANES + lane], reference.next_u64());
+            }
+        }
+        assert_ne!(stream_state(1, 0), stream_state(1, 1));
+        assert_ne!(stream_state(1, 0), stream_state(2, 0));
+    }
+}
