@@ -164,7 +164,7 @@ impl Assumptions {
             }
         }
         let factor = cholesky(r);
-        if let Some(k) = (0..K).find(|&k| !(factor[k][k] >= MIN_PIVOT)) {
+        if let Some(k) = (0..K).find(|&k| factor[k][k].is_nan() || factor[k][k] < MIN_PIVOT) {
             return Err(Error::invalid(
                 "correlation",
                 format!(
@@ -312,8 +312,10 @@ mod tests {
 
     #[test]
     fn zero_volatility_gives_a_zero_column_not_nan() {
-        let mut assumptions = Assumptions::default();
-        assumptions.sigma = [0.0; K];
+        let assumptions = Assumptions {
+            sigma: [0.0; K],
+            ..Assumptions::default()
+        };
         let factor = assumptions.validate().unwrap();
         assert!(factor.iter().flatten().all(|&value| value == 0.0));
     }

@@ -4,6 +4,9 @@
 //! Three stages, each with a serialisable output so that callers can cache them:
 //! [`model_inputs`] → [`simulate`] → [`statistics`]. [`project`] runs all three.
 
+// Matrix and lane code reads best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
 mod allocation;
 mod assets;
 mod error;

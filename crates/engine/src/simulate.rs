@@ -19,6 +19,8 @@ use crate::vmath;
 /// Paths per block: a layout constant of the random streams (see [`crate::rng`]).
 pub const BLOCK_PATHS: usize = 64;
 const STREAMS_PER_BLOCK: u64 = LANES as u64;
+/// Lanes computed side by side in the transcendental loops: two AVX2 registers.
+const INTERLEAVE: usize = 8;
 
 /// Receives progress and may ask the simulation to stop; checked between blocks.
 pub trait Observer: Sync {
@@ -145,18 +147,32 @@ impl Block {
     /// Advances twelve months and writes each path's year-end value.
     fn advance_year(&mut self, plan: &YearPlan, year_end: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked on the line above.
-            unsafe { self.advance_year_avx2(plan, year_end) };
-            return;
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (which implies FMA), checked just above.
+                unsafe { self.advance_year_avx512(plan, year_end) };
+                return;
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                unsafe { self.advance_year_avx2(plan, year_end) };
+                return;
+            }
         }
         self.advance_year_portable(plan, year_end);
     }
 
-    /// The same code compiled for AVX2. Every operation is IEEE-exact, so the
-    /// results are bit-identical to the portable build.
+    // The same code compiled for wider registers. Every operation is IEEE-exact
+    // and `mul_add` rounds once everywhere, so all builds give the same bits.
+
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn advance_year_avx512(&mut self, plan: &YearPlan, year_end: &mut [f64]) {
+        self.advance_year_portable(plan, year_end);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
     fn advance_year_avx2(&mut self, plan: &YearPlan, year_end: &mut [f64]) {
         self.advance_year_portable(plan, year_end);
     }
@@ -164,7 +180,6 @@ impl Block {
     #[inline(always)]
     fn advance_year_portable(&mut self, plan: &YearPlan, year_end: &mut [f64]) {
         let mut shocks = [[0.0; BLOCK_PATHS]; K];
-        let mut totals = [0.0; BLOCK_PATHS];
         for month_of_year in 0..12 {
             let month = plan.first_month + month_of_year;
             match plan.shocks {
@@ -172,14 +187,72 @@ impl Block {
                 Shocks::Zero => {}
                 Shocks::Scenario(scenario) => self.copy_scenario(scenario, month, &mut shocks),
             }
-            self.grow(plan, &shocks);
-            let year_ends = month_of_year == 11;
-            if year_ends && plan.inputs.rebalance {
-                self.rebalance(&plan.next_weights);
+            let rebalance = month_of_year == 11 && plan.inputs.rebalance;
+            for chunk in 0..BLOCK_PATHS / INTERLEAVE {
+                self.advance_month(plan, &shocks, chunk * INTERLEAVE, rebalance);
             }
-            self.record_drawdown(&mut totals);
         }
-        year_end.copy_from_slice(&totals);
+        for (lane, value) in year_end.iter_mut().enumerate() {
+            *value = self
+                .values
+                .iter()
+                .map(|class_values| class_values[lane])
+                .sum();
+        }
+    }
+
+    /// Steps 2–7 of the model for [`INTERLEAVE`] paths, with every intermediate
+    /// in registers: correlated log-return, growth, contribution, fee, the
+    /// year-end rebalance, the month-end total and the running maximum drawdown.
+    #[inline(always)]
+    fn advance_month(
+        &mut self,
+        plan: &YearPlan,
+        shocks: &[Lanes; K],
+        first_lane: usize,
+        rebalance: bool,
+    ) {
+        let inputs = plan.inputs;
+        let lanes = first_lane..first_lane + INTERLEAVE;
+        let z: [[f64; INTERLEAVE]; K] = std::array::from_fn(|class| {
+            shocks[class][lanes.clone()]
+                .try_into()
+                .expect("a chunk of INTERLEAVE lanes")
+        });
+        let mut totals = [0.0; INTERLEAVE];
+        for class in 0..K {
+            let mut correlated = [0.0; INTERLEAVE];
+            for (factor, source) in inputs.monthly_cholesky[class][..=class].iter().zip(&z) {
+                for lane in 0..INTERLEAVE {
+                    correlated[lane] += factor * source[lane];
+                }
+            }
+            let drift = inputs.monthly_drift[class];
+            let contribution = plan.contributions[class];
+            let values = &mut self.values[class][lanes.clone()];
+            for lane in 0..INTERLEAVE {
+                let growth = vmath::exp(correlated[lane] + drift);
+                values[lane] = (values[lane] * growth + contribution) * inputs.fee_multiplier;
+                totals[lane] += values[lane];
+            }
+        }
+        if rebalance {
+            let before = totals;
+            totals = [0.0; INTERLEAVE];
+            for (values, weight) in self.values.iter_mut().zip(plan.next_weights) {
+                let values = &mut values[lanes.clone()];
+                for lane in 0..INTERLEAVE {
+                    values[lane] = before[lane] * weight;
+                    totals[lane] += values[lane];
+                }
+            }
+        }
+        let peak = &mut self.peak[lanes.clone()];
+        let drawdown = &mut self.max_drawdown[lanes];
+        for lane in 0..INTERLEAVE {
+            peak[lane] = peak[lane].max(totals[lane]);
+            drawdown[lane] = drawdown[lane].max(1.0 - totals[lane] / peak[lane]);
+        }
     }
 
     #[inline(always)]
@@ -191,10 +264,18 @@ impl Block {
             self.rng.fill(&mut radius_bits);
             self.rng.fill(&mut angle_bits);
             let (cosines, sines) = pair_of_rows.split_at_mut(BATCH);
-            for lane in 0..BATCH {
-                let (first, second) = vmath::normal_pair(radius_bits[lane], angle_bits[lane]);
-                cosines[lane] = first;
-                sines[lane] = second;
+            let outputs = cosines
+                .chunks_exact_mut(INTERLEAVE)
+                .zip(sines.chunks_exact_mut(INTERLEAVE));
+            let inputs = radius_bits
+                .chunks_exact(INTERLEAVE)
+                .zip(angle_bits.chunks_exact(INTERLEAVE));
+            for ((cosines, sines), (radius_bits, angle_bits)) in outputs.zip(inputs) {
+                for lane in 0..INTERLEAVE {
+                    let (first, second) = vmath::normal_pair(radius_bits[lane], angle_bits[lane]);
+                    cosines[lane] = first;
+                    sines[lane] = second;
+                }
             }
         }
     }
@@ -207,59 +288,87 @@ impl Block {
             }
         }
     }
+}
 
-    /// Steps 2–5 of the model: correlated log-return, growth, contribution, fee.
-    #[inline(always)]
-    fn grow(&mut self, plan: &YearPlan, shocks: &[Lanes; K]) {
-        let inputs = plan.inputs;
-        let fee = inputs.fee_multiplier;
-        for class in 0..K {
-            let mut correlated = [0.0; BLOCK_PATHS];
-            for (factor, source) in inputs.monthly_cholesky[class][..=class].iter().zip(shocks) {
-                for lane in 0..BLOCK_PATHS {
-                    correlated[lane] += factor * source[lane];
-                }
-            }
-            let drift = inputs.monthly_drift[class];
-            let contribution = plan.contributions[class];
-            let values = &mut self.values[class];
-            for lane in 0..BLOCK_PATHS {
-                let growth = vmath::exp(correlated[lane] + drift);
-                values[lane] = (values[lane] * growth + contribution) * fee;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assets::{Assumptions, BENCHMARK_PORTFOLIO};
+    use crate::params::{ProjectionParams, model_inputs};
+
+    fn values_after_two_years(advance: fn(&mut Block, &YearPlan, &mut [f64])) -> Vec<u64> {
+        let params = ProjectionParams {
+            paths: 100,
+            seed: Some(5),
+            ..Default::default()
+        };
+        let inputs = model_inputs(&BENCHMARK_PORTFOLIO, &params, &Assumptions::default()).unwrap();
+        let mut block = Block::new(&inputs, 1, 100);
+        let mut year_end = [0.0; BLOCK_PATHS];
+        for year in 0..2 {
+            advance(
+                &mut block,
+                &YearPlan::new(&inputs, &Shocks::Random, year),
+                &mut year_end,
+            );
+        }
+        let state = block
+            .values
+            .iter()
+            .flatten()
+            .chain(&block.max_drawdown)
+            .chain(&year_end);
+        state.map(|value| value.to_bits()).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_rebalance_preserves_the_total_and_sets_the_weights(
+            start in proptest::array::uniform8(0.0..1e7f64),
+            profile in 0usize..3,
+        ) {
+            let params = ProjectionParams {
+                paths: 8,
+                monthly_contribution: 0.0,
+                annual_fee: 0.0,
+                risk_profile: crate::RiskProfile::ALL[profile],
+                ..Default::default()
+            };
+            let still = Assumptions { mu: [0.0; K], sigma: [0.0; K], ..Assumptions::default() };
+            let inputs = model_inputs(&BENCHMARK_PORTFOLIO, &params, &still).unwrap();
+            let mut block = Block::new(&inputs, 0, 8);
+            block.values = start.map(|value| [value; BLOCK_PATHS]);
+            let plan = YearPlan::new(&inputs, &Shocks::Zero, 0);
+            block.advance_month(&plan, &[[0.0; BLOCK_PATHS]; K], 0, true);
+            let before: f64 = start.iter().sum();
+            let after: f64 = block.values.iter().map(|class| class[0]).sum();
+            proptest::prop_assert!((after - before).abs() <= 1e-14 * before.max(1.0));
+            for (class, weight) in plan.next_weights.iter().enumerate() {
+                proptest::prop_assert!((block.values[class][0] - before * weight).abs() <= 1e-15 * before.max(1.0));
             }
         }
     }
 
-    /// Step 6: every class back to the target share of the total.
-    #[inline(always)]
-    fn rebalance(&mut self, weights: &[f64; K]) {
-        let totals = self.totals();
-        for (values, &weight) in self.values.iter_mut().zip(weights) {
-            for lane in 0..BLOCK_PATHS {
-                values[lane] = totals[lane] * weight;
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let portable = values_after_two_years(Block::advance_year_portable);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: guarded by the feature check.
+                let avx2 = values_after_two_years(|block, plan, out| unsafe {
+                    block.advance_year_avx2(plan, out)
+                });
+                assert_eq!(portable, avx2);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: guarded by the feature check.
+                let avx512 = values_after_two_years(|block, plan, out| unsafe {
+                    block.advance_year_avx512(plan, out)
+                });
+                assert_eq!(portable, avx512);
             }
         }
-    }
-
-    /// Step 7: the month-end total and the running maximum drawdown.
-    #[inline(always)]
-    fn record_drawdown(&mut self, totals: &mut Lanes) {
-        *totals = self.totals();
-        for lane in 0..BLOCK_PATHS {
-            self.peak[lane] = self.peak[lane].max(totals[lane]);
-            self.max_drawdown[lane] =
-                self.max_drawdown[lane].max(1.0 - totals[lane] / self.peak[lane]);
-        }
-    }
-
-    #[inline(always)]
-    fn totals(&self) -> Lanes {
-        let mut totals = [0.0; BLOCK_PATHS];
-        for values in &self.values {
-            for lane in 0..BLOCK_PATHS {
-                totals[lane] += values[lane];
-            }
-        }
-        totals
+        assert_eq!(portable, values_after_two_years(Block::advance_year));
     }
 }
