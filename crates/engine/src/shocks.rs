@@ -26,6 +26,16 @@ pub enum ShockKind {
     Scenario,
 }
 
+impl ShockKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShockKind::Random => "random",
+            ShockKind::Zero => "zero",
+            ShockKind::Scenario => "scenario",
+        }
+    }
+}
+
 impl Shocks {
     pub fn kind(&self) -> ShockKind {
         match self {
