@@ -1,12 +1,16 @@
-//! Random numbers: Xoshiro256++ streams run side by side in lanes, so that the
+//! Random numbers: Xoshiro256+ streams run side by side in lanes, so that the
 //! compiler keeps each lane in a SIMD register.
 //!
 //! Layout (part of the reproducibility contract, pinned by tests): paths are
 //! grouped into blocks of [`crate::simulate::BLOCK_PATHS`]; block `b` owns the
 //! [`LANES`] streams `b * LANES + lane`. Stream `s` starts from four SplitMix64
 //! outputs seeded with `mix64(seed ^ mix64(s))`: exactly `rand_xoshiro`'s
-//! `Xoshiro256PlusPlus::seed_from_u64(mix64(seed ^ mix64(s)))`. Results therefore depend on the seed and
+//! `Xoshiro256Plus::seed_from_u64(mix64(seed ^ mix64(s)))`. Results therefore depend on the seed and
 //! these constants only, never on threads or scheduling.
+//!
+//! Xoshiro256+ rather than ++: its authors' choice for floating-point output,
+//! whose top bits (the only ones used, see [`crate::vmath::one_to_two`]) are of
+//! full quality, and two operations cheaper per word.
 
 /// Number of independent streams a block advances together.
 pub const LANES: usize = 8;
@@ -31,7 +35,7 @@ pub fn stream_state(seed: u64, stream: u64) -> [u64; 4] {
     })
 }
 
-/// [`LANES`] Xoshiro256++ generators in structure-of-arrays form.
+/// [`LANES`] Xoshiro256+ generators in structure-of-arrays form.
 #[derive(Debug, Clone)]
 pub struct LaneRng {
     state: [[u64; LANES]; 4],
@@ -56,9 +60,7 @@ impl LaneRng {
         for chunk in out.chunks_exact_mut(LANES) {
             let [s0, s1, s2, s3] = &mut self.state;
             for lane in 0..LANES {
-                chunk[lane] = (s0[lane].wrapping_add(s3[lane]))
-                    .rotate_left(23)
-                    .wrapping_add(s0[lane]);
+                chunk[lane] = s0[lane].wrapping_add(s3[lane]);
                 let t = s1[lane] << 17;
                 s2[lane] ^= s0[lane];
                 s3[lane] ^= s1[lane];
@@ -74,11 +76,11 @@ impl LaneRng {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_xoshiro::Xoshiro256PlusPlus;
+    use rand_xoshiro::Xoshiro256Plus;
     use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
     #[test]
-    fn each_lane_is_the_reference_xoshiro256plusplus() {
+    fn each_lane_is_the_reference_xoshiro256plus() {
         let mut lanes = LaneRng::new(12345, 40);
         let mut out = vec![0; LANES * 100];
         lanes.fill(&mut out);
@@ -88,7 +90,7 @@ mod tests {
             for (word, value) in state.iter().enumerate() {
                 seed_bytes[word * 8..word * 8 + 8].copy_from_slice(&value.to_le_bytes());
             }
-            let mut reference = Xoshiro256PlusPlus::from_seed(seed_bytes);
+            let mut reference = Xoshiro256Plus::from_seed(seed_bytes);
             for step in 0..100 {
                 assert_eq!(
                     out[step * LANES + lane],
@@ -106,7 +108,7 @@ mod tests {
         ours.fill(&mut out);
         for lane in 0..LANES {
             let stream_seed = mix64(99 ^ mix64(3 + lane as u64));
-            let mut reference = Xoshiro256PlusPlus::seed_from_u64(stream_seed);
+            let mut reference = Xoshiro256Plus::seed_from_u64(stream_seed);
             for step in 0..4 {
                 assert_eq!(out[step * LANES + lane], reference.next_u64());
             }

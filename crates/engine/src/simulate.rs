@@ -65,22 +65,29 @@ pub fn simulate(
     let mut year_percentiles = Vec::with_capacity(horizon);
     for year in 0..horizon {
         let plan = YearPlan::new(inputs, shocks, year);
-        blocks
-            .par_iter_mut()
-            .zip(year_end.par_chunks_mut(BLOCK_PATHS))
-            .for_each(|(block, block_year_end)| {
-                if !observer.is_cancelled() {
-                    block.advance_year(&plan, block_year_end);
-                }
-            });
+        // The previous year's percentiles are taken while the blocks run on.
+        let (previous_year, ()) = rayon::join(
+            || (year > 0).then(|| percentiles(&mut scratch, REPORTED_PERCENTILES)),
+            || {
+                blocks
+                    .par_iter_mut()
+                    .zip(year_end.par_chunks_mut(BLOCK_PATHS))
+                    .for_each(|(block, block_year_end)| {
+                        if !observer.is_cancelled() {
+                            block.advance_year(&plan, block_year_end);
+                        }
+                    })
+            },
+        );
+        year_percentiles.extend(previous_year);
         if observer.is_cancelled() {
             return Err(Error::Cancelled);
         }
         scratch.clear();
         scratch.extend_from_slice(&year_end[..paths]);
-        year_percentiles.push(percentiles(&mut scratch, REPORTED_PERCENTILES));
         observer.on_progress((year + 1) as f64 / horizon as f64);
     }
+    year_percentiles.push(percentiles(&mut scratch, REPORTED_PERCENTILES));
     year_end.truncate(paths);
     let max_drawdowns = blocks
         .iter()

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "projector", version, about = "Financial projections off the request path")]
+#[command(
+    name = "projector",
+    version,
+    about = "Financial projections off the request path"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

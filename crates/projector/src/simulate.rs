@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use engine::{Assumptions, BENCHMARK_PORTFOLIO, K, Observer, ProjectionParams, RiskProfile, Scenario, Shocks};
+use engine::{
+    Assumptions, BENCHMARK_PORTFOLIO, K, Observer, ProjectionParams, RiskProfile, Scenario, Shocks,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::portfolio::initial_values_from_file;
@@ -63,7 +65,8 @@ pub struct SimulateArgs {
 }
 
 fn parse_risk(text: &str) -> Result<RiskProfile, String> {
-    text.parse().map_err(|error: engine::Error| error.to_string())
+    text.parse()
+        .map_err(|error: engine::Error| error.to_string())
 }
 
 const DEFAULT_PATHS: u32 = 10_000;
@@ -97,7 +100,15 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     }
     let pool = builder.build().context("cannot start the worker threads")?;
     let progress = TerminalProgress::new();
-    let result = pool.install(|| engine::project(&initial_values, &params, &Assumptions::default(), &shocks, &progress));
+    let result = pool.install(|| {
+        engine::project(
+            &initial_values,
+            &params,
+            &Assumptions::default(),
+            &shocks,
+            &progress,
+        )
+    });
     progress.finish();
     let result = result?;
     let mut stdout = std::io::stdout().lock();
@@ -112,7 +123,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
 }
 
 fn read_scenario(path: &PathBuf, months: usize, paths: Option<u32>) -> Result<(Shocks, u32)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read scenario file {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read scenario file {}", path.display()))?;
     let month_bytes = months * K * 8;
     let paths = match paths {
         Some(paths) => paths,
@@ -141,7 +153,9 @@ impl TerminalProgress {
     fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(PROGRESS_STEPS);
-            if let Ok(style) = ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent}% {elapsed}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent}% {elapsed}")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar

@@ -4,7 +4,11 @@ use std::io::{self, Write};
 
 use engine::{ProjectionParams, ProjectionResult};
 
-pub fn write_table(out: &mut impl Write, params: &ProjectionParams, result: &ProjectionResult) -> io::Result<()> {
+pub fn write_table(
+    out: &mut impl Write,
+    params: &ProjectionParams,
+    result: &ProjectionResult,
+) -> io::Result<()> {
     let horizon = result.time_horizon_years;
     writeln!(
         out,
@@ -30,9 +34,22 @@ pub fn write_table(out: &mut impl Write, params: &ProjectionParams, result: &Pro
             "P(final < contributions)",
             format!("{:.2}%", 100.0 * result.probability_below_contributions),
         ),
-        ("VaR 95% (level)", format!("{} ({})", money(result.var_95), money(result.var_95_level))),
-        ("CVaR 95% (level)", format!("{} ({})", money(result.cvar_95), money(result.cvar_95_level))),
-        ("Median max drawdown", format!("{:.2}%", 100.0 * result.median_max_drawdown)),
+        (
+            "VaR 95% (level)",
+            format!("{} ({})", money(result.var_95), money(result.var_95_level)),
+        ),
+        (
+            "CVaR 95% (level)",
+            format!(
+                "{} ({})",
+                money(result.cvar_95),
+                money(result.cvar_95_level)
+            ),
+        ),
+        (
+            "Median max drawdown",
+            format!("{:.2}%", 100.0 * result.median_max_drawdown),
+        ),
     ];
     for (label, value) in rows {
         writeln!(out, "  {label:<26} {value:>27}")?;
