@@ -117,13 +117,9 @@ pub fn model_inputs(
 ) -> Result<ModelInputs> {
     validate(initial_values, params)?;
     let factor = assumptions.validate()?;
-    let base_weights = match &params.target_weights {
-        Some(weights) => {
-            validate_weights("target_weights", weights)?;
-            *weights
-        }
-        None => params.risk_profile.base_weights(),
-    };
+    let base_weights = params
+        .target_weights
+        .unwrap_or_else(|| params.risk_profile.base_weights());
     let sqrt_12 = 12f64.sqrt();
     let monthly_cholesky = factor.map(|row| row.map(|value| value / sqrt_12));
     let monthly_drift = std::array::from_fn(|k| {
@@ -151,6 +147,36 @@ pub fn model_inputs(
 }
 
 fn validate(initial_values: &[f64; K], params: &ProjectionParams) -> Result<()> {
+    params.validate()?;
+    for (class, &value) in AssetClass::ALL.iter().zip(initial_values) {
+        if !value.is_finite() || value < 0.0 {
+            return Err(Error::invalid(
+                format!("portfolio.{}", class.key()),
+                format!("must be a finite, non-negative market value, got {value}"),
+            ));
+        }
+    }
+    if initial_values.iter().sum::<f64>() <= 0.0 {
+        return Err(Error::invalid(
+            "portfolio",
+            "has no market value: a projection needs at least one holding worth more than 0",
+        ));
+    }
+    Ok(())
+}
+
+impl ProjectionParams {
+    /// Checks every rule on the request alone (the portfolio is checked later).
+    pub fn validate(&self) -> Result<()> {
+        validate_params(self)?;
+        if let Some(weights) = &self.target_weights {
+            validate_weights("target_weights", weights)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_params(params: &ProjectionParams) -> Result<()> {
     if !(1..=MAX_HORIZON_YEARS).contains(&params.time_horizon_years) {
         return Err(Error::invalid(
             "time_horizon_years",
@@ -185,20 +211,6 @@ fn validate(initial_values: &[f64; K], params: &ProjectionParams) -> Result<()> 
         return Err(Error::invalid(
             "inflation",
             format!("must be an annual rate between -0.5 and 1 such as 0.025, got {inflation}"),
-        ));
-    }
-    for (class, &value) in AssetClass::ALL.iter().zip(initial_values) {
-        if !value.is_finite() || value < 0.0 {
-            return Err(Error::invalid(
-                format!("portfolio.{}", class.key()),
-                format!("must be a finite, non-negative market value, got {value}"),
-            ));
-        }
-    }
-    if initial_values.iter().sum::<f64>() <= 0.0 {
-        return Err(Error::invalid(
-            "portfolio",
-            "has no market value: a projection needs at least one holding worth more than 0",
         ));
     }
     Ok(())

@@ -1,0 +1,15 @@
+//! Wire types generated from `proto/`, their JSON and Protobuf encodings, and the
+//! validation that turns a client's request into the engine's parameters.
+
+mod codec;
+mod convert;
+mod validate;
+
+pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode};
+pub use validate::{ValidationError, customer_id_rule, projection_params, report_parameters};
+
+/// Messages of `proto/projector.proto`.
+#[allow(clippy::all)]
+pub mod wire {
+    include!(concat!(env!("OUT_DIR"), "/projector.v1.rs"));
+}

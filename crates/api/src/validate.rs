@@ -1,0 +1,227 @@
+//! From a client's parameters to the engine's, with the rule named on failure.
+
+use engine::{ProjectionParams, RiskProfile};
+use thiserror::Error;
+
+use crate::wire::{ProjectionParameters, ReportRequest};
+
+/// A request that breaks a rule: the field and the rule, for a 422 answer.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("invalid {field}: {rule}")]
+pub struct ValidationError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+impl From<engine::Error> for ValidationError {
+    fn from(error: engine::Error) -> Self {
+        match error {
+            engine::Error::Invalid { field, rule } => ValidationError { field, rule },
+            other => ValidationError::new("parameters", other.to_string()),
+        }
+    }
+}
+
+const MAX_CUSTOMER_ID: usize = 64;
+/// Largest number of paths a client may ask for: bounds the cost of one job.
+pub const MAX_REQUEST_PATHS: u32 = 200_000;
+
+/// Checks a customer id: 1 to 64 characters of letters, digits, `-` and `_`.
+pub fn customer_id_rule(customer_id: &str) -> Result<(), ValidationError> {
+    let field = "parameters.customer_id";
+    if customer_id.is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "is required, such as \"C-000042\"",
+        ));
+    }
+    if customer_id.len() > MAX_CUSTOMER_ID {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must be at most {MAX_CUSTOMER_ID} characters, got {}",
+                customer_id.len()
+            ),
+        ));
+    }
+    if !customer_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ValidationError::new(
+            field,
+            "may hold only letters, digits, '-' and '_'",
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a client's parameters and returns the engine's, with defaults filled in.
+pub fn projection_params(
+    parameters: &ProjectionParameters,
+) -> Result<ProjectionParams, ValidationError> {
+    customer_id_rule(&parameters.customer_id)?;
+    let risk_profile: RiskProfile = parameters
+        .risk_profile
+        .parse()
+        .map_err(|error: engine::Error| prefixed(error.into()))?;
+    let defaults = ProjectionParams::default();
+    let paths = parameters.paths.unwrap_or(defaults.paths);
+    if paths > MAX_REQUEST_PATHS {
+        return Err(ValidationError::new(
+            "parameters.paths",
+            format!("must be at most {MAX_REQUEST_PATHS}, got {paths}"),
+        ));
+    }
+    let params = ProjectionParams {
+        time_horizon_years: parameters.time_horizon_years,
+        risk_profile,
+        paths,
+        monthly_contribution: parameters
+            .monthly_contribution
+            .unwrap_or(defaults.monthly_contribution),
+        annual_fee: parameters.annual_fee.unwrap_or(defaults.annual_fee),
+        inflation: parameters.inflation.unwrap_or(defaults.inflation),
+        glide_path: parameters.glide_path.unwrap_or(defaults.glide_path),
+        rebalance: parameters.rebalance.unwrap_or(defaults.rebalance),
+        seed: parameters.seed,
+        target_weights: None,
+    };
+    params.validate().map_err(|error| prefixed(error.into()))?;
+    Ok(params)
+}
+
+/// The gateway parameters a report asks for.
+pub fn report_parameters(request: &ReportRequest) -> Result<ProjectionParameters, ValidationError> {
+    let parameters = ProjectionParameters {
+        customer_id: request.customer_id.clone(),
+        time_horizon_years: request.time_horizon_years,
+        risk_profile: request.risk_profile.clone(),
+        paths: request.paths,
+        monthly_contribution: request.monthly_contribution,
+        annual_fee: request.annual_fee,
+        inflation: request.inflation,
+        glide_path: request.glide_path,
+        rebalance: request.rebalance,
+        seed: request.seed,
+    };
+    projection_params(&parameters).map_err(|error| ValidationError {
+        field: error.field.trim_start_matches("parameters.").to_string(),
+        rule: error.rule,
+    })?;
+    Ok(parameters)
+}
+
+fn prefixed(error: ValidationError) -> ValidationError {
+    ValidationError {
+        field: format!("parameters.{}", error.field),
+        rule: error.rule,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> ProjectionParameters {
+        ProjectionParameters {
+            customer_id: "C-000042".into(),
+            time_horizon_years: 30,
+            risk_profile: "balanced".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fills_defaults() {
+        let params = projection_params(&valid()).unwrap();
+        assert_eq!(params.paths, 10_000);
+        assert_eq!(params.monthly_contribution, 500.0);
+        assert!(params.glide_path && params.rebalance);
+    }
+
+    #[test]
+    fn names_field_and_rule() {
+        let cases = [
+            (
+                ProjectionParameters {
+                    time_horizon_years: 51,
+                    ..valid()
+                },
+                "parameters.time_horizon_years",
+            ),
+            (
+                ProjectionParameters {
+                    time_horizon_years: 0,
+                    ..valid()
+                },
+                "parameters.time_horizon_years",
+            ),
+            (
+                ProjectionParameters {
+                    risk_profile: "yolo".into(),
+                    ..valid()
+                },
+                "parameters.risk_profile",
+            ),
+            (
+                ProjectionParameters {
+                    customer_id: String::new(),
+                    ..valid()
+                },
+                "parameters.customer_id",
+            ),
+            (
+                ProjectionParameters {
+                    customer_id: "C".repeat(65),
+                    ..valid()
+                },
+                "parameters.customer_id",
+            ),
+            (
+                ProjectionParameters {
+                    customer_id: "C 1".into(),
+                    ..valid()
+                },
+                "parameters.customer_id",
+            ),
+            (
+                ProjectionParameters {
+                    paths: Some(0),
+                    ..valid()
+                },
+                "parameters.paths",
+            ),
+            (
+                ProjectionParameters {
+                    paths: Some(10_000_000),
+                    ..valid()
+                },
+                "parameters.paths",
+            ),
+            (
+                ProjectionParameters {
+                    annual_fee: Some(-0.1),
+                    ..valid()
+                },
+                "parameters.annual_fee",
+            ),
+        ];
+        for (parameters, field) in cases {
+            assert_eq!(
+                projection_params(&parameters).unwrap_err().field,
+                field,
+                "{parameters:?}"
+            );
+        }
+    }
+}
