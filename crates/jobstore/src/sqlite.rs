@@ -1,0 +1,319 @@
+//! The job store on SQLite (WAL, `synchronous = FULL`): one file, durable at
+//! every commit. Submissions go through one writer that commits them in groups,
+//! so many concurrent submissions share one `fsync`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{FromRow, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::job::{Claimed, Job, JobStatus, NewJob, Submitted, now_millis};
+use crate::{Error, Failure, JobStore, Result};
+
+/// Largest number of submissions committed in one transaction.
+const MAX_GROUP: usize = 512;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Submission {
+    job: NewJob,
+    reply: oneshot::Sender<Result<Submitted>>,
+}
+
+#[derive(Clone)]
+pub struct SqliteJobStore {
+    pool: SqlitePool,
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl SqliteJobStore {
+    /// Opens (creating when missing) the store at `path` and brings its schema up
+    /// to date; refuses a database whose schema is newer than this release.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let (submissions, receiver) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(group_commit(pool.clone(), receiver));
+        Ok(SqliteJobStore { pool, submissions })
+    }
+
+    /// Waits for pending writes and closes the database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn group_commit(pool: SqlitePool, mut receiver: mpsc::Receiver<Submission>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
+        match commit_group(&pool, &group).await {
+            Ok(outcomes) => {
+                for (submission, outcome) in group.drain(..).zip(outcomes) {
+                    let _ = submission.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, count = group.len(), "job submissions could not be committed");
+                for submission in group.drain(..) {
+                    let _ = submission.reply.send(Err(Error::Commit(error.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole group; a conflict is an answer, not a failure.
+async fn commit_group(
+    pool: &SqlitePool,
+    group: &[Submission],
+) -> std::result::Result<Vec<Result<Submitted>>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for submission in group {
+        outcomes.push(insert_or_match(&mut transaction, &submission.job).await?);
+    }
+    transaction.commit().await?;
+    Ok(outcomes)
+}
+
+async fn insert_or_match(
+    transaction: &mut Transaction<'_, Sqlite>,
+    job: &NewJob,
+) -> std::result::Result<Result<Submitted>, sqlx::Error> {
+    let existing: Option<JobRow> = sqlx::query_as(
+        "SELECT * FROM jobs WHERE id = ?1 OR (owner = ?2 AND idempotency_key = ?3) LIMIT 1",
+    )
+    .bind(&job.id)
+    .bind(&job.owner)
+    .bind(&job.idempotency_key)
+    .fetch_optional(&mut **transaction)
+    .await?;
+    if let Some(existing) = existing {
+        let existing = Job::from(existing);
+        if existing.owner == job.owner && existing.request == job.request {
+            return Ok(Ok(Submitted {
+                job: existing,
+                created: false,
+            }));
+        }
+        let conflict = if existing.id == job.id {
+            format!(
+                "job_id {:?} is already used for a different request; use a new job_id to submit another job",
+                job.id
+            )
+        } else {
+            format!(
+                "X-Idempotency-Key {:?} was already used for a different request (job {:?}); use a new key",
+                job.idempotency_key.as_deref().unwrap_or_default(),
+                existing.id
+            )
+        };
+        return Ok(Err(Error::Conflict(conflict)));
+    }
+    let now = now_millis();
+    let row: JobRow = sqlx::query_as(
+        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, status, max_attempts, created_at, available_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7) RETURNING *",
+    )
+    .bind(&job.id)
+    .bind(&job.owner)
+    .bind(&job.idempotency_key)
+    .bind(&job.request)
+    .bind(&job.customer_id)
+    .bind(i64::from(job.max_attempts))
+    .bind(now)
+    .fetch_one(&mut **transaction)
+    .await?;
+    Ok(Ok(Submitted {
+        job: row.into(),
+        created: true,
+    }))
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: String,
+    owner: String,
+    idempotency_key: Option<String>,
+    request: String,
+    customer_id: String,
+    status: String,
+    attempts: i64,
+    max_attempts: i64,
+    lease_token: i64,
+    progress: f64,
+    result: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Job {
+            id: row.id,
+            owner: row.owner,
+            idempotency_key: row.idempotency_key,
+            request: row.request,
+            customer_id: row.customer_id,
+            // The CHECK constraint admits only the known statuses.
+            status: JobStatus::parse(&row.status).unwrap_or(JobStatus::Failed),
+            attempts: row.attempts as u32,
+            max_attempts: row.max_attempts as u32,
+            progress: row.progress,
+            result: row.result,
+            error: row.error,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Ends the attempts of dead workers: back to the queue while attempts remain,
+/// failed with the reason otherwise.
+const REAP: &str = "UPDATE jobs SET
+    status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+    error = CASE WHEN attempts < max_attempts THEN ?1
+                 ELSE 'gave up after ' || attempts || ' attempts: ' || ?1 END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?2 END,
+    available_at = ?3,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+    WHERE status = 'processing' AND lease_expires_at < ?2";
+
+impl JobStore for SqliteJobStore {
+    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+        let (reply, answer) = oneshot::channel();
+        self.submissions
+            .send(Submission { job, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(Job::from))
+    }
+
+    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Claimed>> {
+        let now = now_millis();
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+                 lease_owner = ?1, lease_expires_at = ?2, started_at = COALESCE(started_at, ?3), progress = 0
+             WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= ?3
+                          ORDER BY created_at, id LIMIT ?4)
+             RETURNING *",
+        )
+        .bind(worker)
+        .bind(now + millis(lease))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let lease_token = row.lease_token;
+                Claimed {
+                    job: row.into(),
+                    lease_token,
+                }
+            })
+            .collect())
+    }
+
+    async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?1, progress = ?2
+             WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
+        )
+        .bind(now_millis() + millis(lease))
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(&claim.job.id)
+        .bind(claim.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, progress = 1, finished_at = ?2,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
+        )
+        .bind(result_json)
+        .bind(now_millis())
+        .bind(&claim.job.id)
+        .bind(claim.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
+        let now = now_millis();
+        let out_of_attempts = claim.job.attempts >= claim.job.max_attempts;
+        let (status, error, available_at, finished_at) = match failure {
+            Failure::Retryable {
+                reason,
+                retry_after,
+            } if !out_of_attempts => (JobStatus::Queued, reason, now + millis(retry_after), None),
+            Failure::Retryable { reason, .. } => (
+                JobStatus::Failed,
+                format!("gave up after {} attempts: {reason}", claim.job.attempts),
+                now,
+                Some(now),
+            ),
+            Failure::Permanent { reason } => (JobStatus::Failed, reason, now, Some(now)),
+        };
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = ?1, error = ?2, available_at = ?3, finished_at = ?4,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?5 AND lease_token = ?6 AND status = 'processing'",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(available_at)
+        .bind(finished_at)
+        .bind(&claim.job.id)
+        .bind(claim.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn reap_expired_leases(&self) -> Result<u64> {
+        let now = now_millis();
+        let updated = sqlx::query(REAP)
+            .bind("the worker stopped renewing its lease (it crashed or was cut off)")
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected())
+    }
+}
