@@ -3,9 +3,11 @@
 
 mod codec;
 mod convert;
+mod problem;
 mod validate;
 
-pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode};
+pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
+pub use problem::Problem;
 pub use validate::{ValidationError, customer_id_rule, projection_params, report_parameters};
 
 /// Messages of `proto/projector.proto`.

@@ -1,0 +1,69 @@
+//! Errors as `application/problem+json` (RFC 9457), with the `error` member the
+//! original clients read.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// The same text as `detail`, under the name the original clients read.
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            error: detail.clone(),
+            detail,
+            field: None,
+        }
+    }
+
+    /// A rule broken by one field: 422 naming the field and the rule.
+    pub fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid {field}: {rule}"),
+        );
+        problem.field = Some(field);
+        problem
+    }
+
+    /// A problem whose `error` keeps the exact text the original clients expect.
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = error.into();
+        self
+    }
+}
+
+impl From<crate::ValidationError> for Problem {
+    fn from(error: crate::ValidationError) -> Self {
+        Problem::invalid(error.field, error.rule)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,84 @@
+//! The portfolio endpoint's promise: one SQL statement per request, whatever the
+//! number of holdings (the original JPA mapping made one per holding).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use datasvc::{DataStore, load_portfolio};
+use tracing_subscriber::layer::SubscriberExt;
+
+async fn open() -> (tempfile::TempDir, DataStore) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = DataStore::open(&directory.path().join("datasvc.sqlite"))
+        .await
+        .unwrap();
+    (directory, store)
+}
+
+/// Counts the SQL statements sqlx executes (it traces each under `sqlx::query`),
+/// leaving out the PRAGMAs that set up a new pooled connection.
+struct StatementCounter(Arc<AtomicUsize>);
+
+/// The `summary` of a statement event: its first words.
+#[derive(Default)]
+struct Summary(String);
+
+impl tracing::field::Visit for Summary {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" {
+            self.0 = format!("{value:?}").trim_matches('"').to_string();
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut summary = Summary::default();
+        event.record(&mut summary);
+        if !summary.0.starts_with("PRAGMA") {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_sql_query_per_portfolio_whatever_the_holdings() {
+    let (_directory, store) = open().await;
+    let (few, many): (Vec<String>, Vec<String>) = {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT customer_id, COUNT(*) FROM holdings GROUP BY customer_id ORDER BY 2",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let few = rows.iter().take(3).map(|(id, _)| id.clone()).collect();
+        let many = rows
+            .iter()
+            .rev()
+            .take(3)
+            .map(|(id, _)| id.clone())
+            .collect();
+        (few, many)
+    };
+    let counter = Arc::new(AtomicUsize::new(0));
+    // Global: sqlx runs SQLite statements on its own worker thread. This file
+    // holds this one test so that nothing else runs statements meanwhile.
+    let subscriber = tracing_subscriber::registry().with(StatementCounter(counter.clone()));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    for customer in few.iter().chain(&many) {
+        let before = counter.load(Ordering::SeqCst);
+        let portfolio = load_portfolio(store.pool(), customer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            counter.load(Ordering::SeqCst) - before,
+            1,
+            "{customer} with {} holdings",
+            portfolio.assets.len()
+        );
+    }
+}
