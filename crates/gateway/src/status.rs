@@ -1,0 +1,80 @@
+//! `GET /job_status/{job_id}`: the job as the store has it.
+
+use std::sync::Arc;
+
+use api::wire::{JobStatus, ProjectionResult};
+use api::{Encoding, Problem, respond};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobstore::{Job, JobStore};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::Gateway;
+use crate::auth::authenticate;
+use crate::submit::store_problem;
+
+pub async fn job_status<S: JobStore>(
+    State(gateway): State<Arc<Gateway<S>>>,
+    Path(job_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let owner = match authenticate(&headers, &gateway.owners) {
+        Ok(owner) => owner,
+        Err(problem) => return problem.into_response(),
+    };
+    let job = match gateway.store.get(&job_id).await {
+        Ok(job) => job,
+        Err(error) => return store_problem(error).into_response(),
+    };
+    // Another tenant's job is answered exactly like a missing one.
+    let Some(job) = job.filter(|job| job.owner == owner) else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no job {job_id:?} for this API key"),
+        )
+        .with_error("Job not found")
+        .into_response();
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
+}
+
+fn to_wire(job: &Job) -> JobStatus {
+    let result = job.result.as_deref().and_then(|json| {
+        match serde_json::from_str::<ProjectionResult>(json) {
+            Ok(result) => Some(result),
+            Err(error) => {
+                tracing::error!(job_id = %job.id, %error, "stored result is unreadable");
+                None
+            }
+        }
+    });
+    let duration_seconds = match (job.started_at, job.finished_at) {
+        (Some(started), Some(finished)) => Some((finished - started) as f64 / 1000.0),
+        _ => None,
+    };
+    JobStatus {
+        job_id: job.id.clone(),
+        status: job.status.as_str().to_string(),
+        customer_id: job.customer_id.clone(),
+        created_at: rfc3339(job.created_at),
+        started_at: job.started_at.map(rfc3339),
+        finished_at: job.finished_at.map(rfc3339),
+        attempts: job.attempts,
+        progress: job.progress,
+        duration_seconds,
+        result,
+        error: job.error.clone(),
+    }
+}
+
+fn rfc3339(millis: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|moment| moment.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,142 @@
+//! `POST /generate_projection`: validate, commit, answer 202. The job's length
+//! never matters here.
+
+use std::sync::Arc;
+
+use api::wire::{GenerateProjectionRequest, GenerateProjectionResponse};
+use api::{DecodeError, Encoding, Problem, respond};
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobstore::{JobStore, NewJob};
+
+use crate::auth::authenticate;
+use crate::{Gateway, MAX_ATTEMPTS, MAX_BODY_BYTES};
+
+const MAX_ID_LENGTH: usize = 128;
+
+pub async fn generate_projection<S: JobStore>(
+    State(gateway): State<Arc<Gateway<S>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match submit(&gateway, &headers, body).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn submit<S: JobStore>(
+    gateway: &Gateway<S>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let owner = authenticate(headers, &gateway.owners)?;
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let request: GenerateProjectionRequest =
+        api::decode(Encoding::of_content_type(content_type), &bytes).map_err(decode_problem)?;
+    let idempotency_key = header_text(headers, "x-idempotency-key", "X-Idempotency-Key")?;
+    let parameters = request.parameters.ok_or_else(|| {
+        Problem::invalid(
+            "parameters",
+            "is required: customer_id, time_horizon_years and risk_profile",
+        )
+    })?;
+    api::projection_params(&parameters)?;
+    let job_id = match (request.job_id.as_str(), &idempotency_key) {
+        ("", Some(key)) => key.clone(),
+        ("", None) => uuid::Uuid::new_v4().to_string(),
+        (id, _) => id.to_string(),
+    };
+    check_identifier("job_id", &job_id)?;
+    let canonical = serde_json::to_string(&parameters).map_err(|error| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request could not be recorded: {error}"),
+        )
+    })?;
+    let new_job = NewJob {
+        id: job_id,
+        owner,
+        idempotency_key,
+        request: canonical,
+        customer_id: parameters.customer_id.clone(),
+        max_attempts: MAX_ATTEMPTS,
+    };
+    let submitted = gateway.store.submit(new_job).await.map_err(store_problem)?;
+    let answer = GenerateProjectionResponse {
+        status: "queued".into(),
+        job_id: submitted.job.id.clone(),
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let mut response = respond(StatusCode::ACCEPTED, Encoding::of_accept(accept), &answer);
+    if let Ok(location) = HeaderValue::from_str(&format!("/job_status/{}", submitted.job.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if !submitted.created {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn header_text(headers: &HeaderMap, name: &str, display: &str) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Problem::invalid(display, "must be printable ASCII"))?;
+    check_identifier(display, text)?;
+    Ok(Some(text.to_string()))
+}
+
+fn check_identifier(field: &str, value: &str) -> Result<(), Problem> {
+    if value.is_empty() || value.len() > MAX_ID_LENGTH {
+        return Err(Problem::invalid(
+            field,
+            format!("must be 1 to {MAX_ID_LENGTH} characters"),
+        ));
+    }
+    if !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Problem::invalid(
+            field,
+            "must be printable ASCII without spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn decode_problem(error: DecodeError) -> Problem {
+    match error {
+        DecodeError::Malformed { .. } => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
+        DecodeError::WrongType { field, detail } => Problem::invalid(field, detail),
+    }
+}
+
+pub(crate) fn store_problem(error: jobstore::Error) -> Problem {
+    match error {
+        jobstore::Error::Conflict(conflict) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, conflict)
+        }
+        other => {
+            tracing::error!(error = %other, "job store unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the job store is unavailable; nothing was recorded, retry shortly",
+            )
+        }
+    }
+}
