@@ -1,8 +1,11 @@
 //! The `projector` binary: one subcommand per role.
 
+mod cluster;
+mod demo;
 mod portfolio;
 mod simulate;
 mod table;
+mod up;
 
 use std::process::ExitCode;
 
@@ -23,6 +26,12 @@ struct Cli {
 enum Command {
     /// Run one projection locally and print its result.
     Simulate(simulate::SimulateArgs),
+    /// Start every role on this machine with embedded storage.
+    Up(up::UpArgs),
+    /// Start everything on free ports, request one report per risk profile, print them, exit.
+    Demo,
+    /// Run the data service alone.
+    Datasvc(up::DatasvcArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +48,9 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Up(args) => serve(args, "info", up::up),
+        Command::Demo => serve((), "warn", |()| demo::demo()),
+        Command::Datasvc(args) => serve(args, "info", up::datasvc),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,4 +67,24 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<std::io::Error>()
         .is_some_and(|io_error| io_error.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Runs a service command on a multi-threaded runtime with logs on stderr
+/// (`RUST_LOG` overrides the default level).
+fn serve<A, F, Fut>(args: A, default_level: &str, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(A) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(command(args))
 }

@@ -1,0 +1,17 @@
+-- Reports and their dispatch: a pending row is the outbox entry, written in the
+-- same transaction as the report itself. Times are milliseconds since the epoch.
+CREATE TABLE reports (
+    id                TEXT PRIMARY KEY,
+    status            TEXT NOT NULL
+                      CHECK (status IN ('pending', 'dispatched', 'processing', 'completed', 'failed')),
+    -- the gateway parameters, as JSON
+    parameters        TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    job_id            TEXT,
+    result            TEXT,
+    error             TEXT,
+    dispatch_attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   INTEGER NOT NULL
+);
+
+CREATE INDEX reports_work ON reports (status, next_attempt_at);

@@ -1,0 +1,139 @@
+//! `projector up` and `projector datasvc`: long-running roles on fixed addresses.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, ClusterConfig, DataServiceAt, open_data_store, serve};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Directory for the SQLite stores, the LevelDB cache and the API key.
+    #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]
+    data_dir: PathBuf,
+    #[arg(long, env = "PROJECTOR_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
+    gateway_addr: SocketAddr,
+    #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
+    datasvc_addr: SocketAddr,
+    /// Use a data service running elsewhere instead of starting one.
+    #[arg(long, env = "PROJECTOR_DATASVC_URL", value_name = "URL")]
+    datasvc_url: Option<String>,
+    #[arg(
+        long,
+        env = "PROJECTOR_ORCHESTRATOR_ADDR",
+        default_value = "127.0.0.1:3000"
+    )]
+    orchestrator_addr: SocketAddr,
+    /// Jobs run at once (worker actors); one per core when absent.
+    #[arg(long, env = "PROJECTOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+    /// The gateway's API key; generated once and kept in the data directory when absent.
+    #[arg(long, env = "PROJECTOR_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// How long a cached portfolio stays fresh, in seconds.
+    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600)]
+    cache_ttl_seconds: u64,
+}
+
+pub async fn up(args: UpArgs) -> Result<()> {
+    let api_key = match args.api_key.filter(|key| !key.is_empty()) {
+        Some(key) => key,
+        None => kept_api_key(&args.data_dir)?,
+    };
+    let datasvc = match args.datasvc_url {
+        Some(url) => DataServiceAt::External(url),
+        None => DataServiceAt::Embedded(args.datasvc_addr),
+    };
+    let cluster = Cluster::start(ClusterConfig {
+        data_dir: args.data_dir.clone(),
+        gateway_addr: args.gateway_addr,
+        datasvc,
+        orchestrator_addr: args.orchestrator_addr,
+        actors: args.workers.map_or_else(default_actors, usize::from),
+        api_key: api_key.clone(),
+        cache_ttl: Duration::from_secs(args.cache_ttl_seconds),
+    })
+    .await?;
+    println!("projector is up (data in {})", args.data_dir.display());
+    println!("  gateway       {}", cluster.gateway_url);
+    println!("  data service  {}/api", cluster.datasvc_url);
+    println!("  orchestrator  {}", cluster.orchestrator_url);
+    println!("  API key       {api_key}");
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    cluster.stop().await;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DatasvcArgs {
+    #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]
+    data_dir: PathBuf,
+    #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+}
+
+pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let store = open_data_store(&args.data_dir).await?;
+    let shutdown = CancellationToken::new();
+    let mut http = JoinSet::new();
+    let url = serve(
+        &mut http,
+        args.addr,
+        datasvc::router(store.clone()),
+        &shutdown,
+        "data service",
+    )
+    .await?;
+    println!("data service  {url}/api");
+    wait_for_signal().await?;
+    shutdown.cancel();
+    while http.join_next().await.is_some() {}
+    store.close().await;
+    Ok(())
+}
+
+pub fn default_actors() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
+/// The key generated on first start and kept in the data directory.
+fn kept_api_key(data_dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let path = data_dir.join("api-key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(key.trim().to_string());
+    }
+    let key = generate_key();
+    std::fs::write(&path, format!("{key}\n"))
+        .with_context(|| format!("cannot write the API key to {}", path.display()))?;
+    Ok(key)
+}
+
+pub fn generate_key() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot listen for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
