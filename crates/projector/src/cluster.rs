@@ -30,8 +30,11 @@ pub struct ClusterConfig {
     pub orchestrator_addr: SocketAddr,
     /// Jobs run at once by the worker node.
     pub actors: usize,
-    pub api_key: String,
+    /// Keys the gateway accepts; the orchestrator submits with the first.
+    pub api_keys: Vec<String>,
     pub cache_ttl: Duration,
+    /// Lease on a running job; heartbeats renew it at a fifth of its length.
+    pub lease: Duration,
 }
 
 /// A running cluster; [`Cluster::stop`] shuts it down in order.
@@ -85,11 +88,7 @@ impl Cluster {
             }
             DataServiceAt::External(url) => (url, None),
         };
-        let gateway_router = Gateway::new(
-            Arc::new(jobs.clone()),
-            std::slice::from_ref(&config.api_key),
-        )
-        .router();
+        let gateway_router = Gateway::new(Arc::new(jobs.clone()), &config.api_keys).router();
         let gateway_url = serve(
             &mut http,
             config.gateway_addr,
@@ -111,6 +110,8 @@ impl Cluster {
         let node = Node {
             config: WorkerConfig {
                 actors: config.actors,
+                lease: config.lease,
+                heartbeat: config.lease / 5,
                 ..WorkerConfig::default()
             },
             store: Arc::new(jobs.clone()),
@@ -127,9 +128,13 @@ impl Cluster {
         workers.spawn(node.run(stop_workers.clone()));
 
         let mut intake = JoinSet::new();
+        let orchestrator_key = config
+            .api_keys
+            .first()
+            .context("the gateway needs at least one API key")?;
         let dispatcher = Dispatcher::new(
             reports.clone(),
-            DispatchConfig::new(&gateway_url, &config.api_key),
+            DispatchConfig::new(&gateway_url, orchestrator_key),
         )
         .context("cannot build the gateway client")?;
         intake.spawn(dispatcher.run(stop_intake.clone()));

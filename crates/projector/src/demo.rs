@@ -24,8 +24,9 @@ pub async fn demo() -> Result<()> {
         datasvc: DataServiceAt::Embedded(any_port),
         orchestrator_addr: any_port,
         actors: default_actors(),
-        api_key: generate_key(),
+        api_keys: vec![generate_key()],
         cache_ttl: Duration::from_secs(3600),
+        lease: Duration::from_secs(15),
     })
     .await?;
     println!(

@@ -32,19 +32,32 @@ pub struct UpArgs {
     /// Jobs run at once (worker actors); one per core when absent.
     #[arg(long, env = "PROJECTOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
-    /// The gateway's API key; generated once and kept in the data directory when absent.
-    #[arg(long, env = "PROJECTOR_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    /// The gateway's API keys, comma-separated (the orchestrator uses the first);
+    /// one is generated and kept in the data directory when absent.
+    #[arg(
+        long,
+        env = "PROJECTOR_API_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    api_key: Vec<String>,
+    /// How long a worker's lease on a job lasts without a heartbeat, in seconds.
+    #[arg(long, env = "PROJECTOR_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_seconds: u64,
     /// How long a cached portfolio stays fresh, in seconds.
     #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600)]
     cache_ttl_seconds: u64,
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
-    let api_key = match args.api_key.filter(|key| !key.is_empty()) {
-        Some(key) => key,
-        None => kept_api_key(&args.data_dir)?,
-    };
+    let mut api_keys: Vec<String> = args
+        .api_key
+        .into_iter()
+        .filter(|key| !key.is_empty())
+        .collect();
+    if api_keys.is_empty() {
+        api_keys.push(kept_api_key(&args.data_dir)?);
+    }
     let datasvc = match args.datasvc_url {
         Some(url) => DataServiceAt::External(url),
         None => DataServiceAt::Embedded(args.datasvc_addr),
@@ -55,15 +68,16 @@ pub async fn up(args: UpArgs) -> Result<()> {
         datasvc,
         orchestrator_addr: args.orchestrator_addr,
         actors: args.workers.map_or_else(default_actors, usize::from),
-        api_key: api_key.clone(),
+        api_keys: api_keys.clone(),
         cache_ttl: Duration::from_secs(args.cache_ttl_seconds),
+        lease: Duration::from_secs(args.lease_seconds),
     })
     .await?;
     println!("projector is up (data in {})", args.data_dir.display());
     println!("  gateway       {}", cluster.gateway_url);
     println!("  data service  {}/api", cluster.datasvc_url);
     println!("  orchestrator  {}", cluster.orchestrator_url);
-    println!("  API key       {api_key}");
+    println!("  API key       {}", api_keys[0]);
     wait_for_signal().await?;
     tracing::info!("shutting down");
     cluster.stop().await;
