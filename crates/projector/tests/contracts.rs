@@ -1,0 +1,276 @@
+//! The original clients' exchanges with the real binary, and every error case.
+
+mod support;
+
+use std::time::Duration;
+
+use api::wire::{
+    GenerateProjectionRequest, GenerateProjectionResponse, JobStatus, ProjectionParameters,
+};
+use prost::Message;
+use serde_json::{Value, json};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_rails_exchange_and_the_data_client() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    let gateway = projector.url("gateway");
+    // Byte for byte what the Rails job sends.
+    let body = r#"{"job_id":"rails-7f3a","parameters":{"customer_id":"C-000042","time_horizon_years":30,"risk_profile":"balanced"}}"#;
+    let response = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", KEY)
+        .header("X-Idempotency-Key", "rails-7f3a")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["location"], "/job_status/rails-7f3a");
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"status":"queued","job_id":"rails-7f3a"}"#
+    );
+
+    let job = finished(&gateway, "rails-7f3a", WAIT).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["progress"], 1.0);
+    assert!(job["duration_seconds"].as_f64().unwrap() >= 0.0);
+    for member in ["created_at", "started_at", "finished_at"] {
+        assert!(
+            job[member].as_str().unwrap().contains('T'),
+            "{member}: {job}"
+        );
+    }
+    let result = &job["result"];
+    assert!(result["projection_value"].as_f64().unwrap() > 0.0);
+    assert_eq!(result["projection_value"], result["median_final"]);
+    assert_eq!(result["yearly"].as_array().unwrap().len(), 30);
+
+    // The original Python worker's data client.
+    let datasvc = projector.url("data");
+    let portfolio: Value = client()
+        .get(format!("{datasvc}/api/customers/C-000042/portfolio"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(portfolio["customer_id"], "C-000042");
+    assert!(portfolio["assets"][0]["market_value"].as_f64().unwrap() > 0.0);
+    projector.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_case() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    let gateway = projector.url("gateway");
+    let http = client();
+    let post = |key: Option<&'static str>, body: Vec<u8>| {
+        let mut request = http
+            .post(format!("{gateway}/generate_projection"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+    let valid = || job_body("e-1", "C-000001");
+
+    for key in [None, Some("wrong-key")] {
+        let response = post(key, valid().to_string().into_bytes()).await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "Invalid API key");
+    }
+
+    let cases: [(Value, &str); 7] = [
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "C-000001", "time_horizon_years": 51, "risk_profile": "balanced"}}),
+            "parameters.time_horizon_years",
+        ),
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "C-000001", "time_horizon_years": 0, "risk_profile": "balanced"}}),
+            "parameters.time_horizon_years",
+        ),
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "C-000001", "time_horizon_years": 10, "risk_profile": "yolo"}}),
+            "parameters.risk_profile",
+        ),
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "", "time_horizon_years": 10, "risk_profile": "balanced"}}),
+            "parameters.customer_id",
+        ),
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "C".repeat(65), "time_horizon_years": 10, "risk_profile": "balanced"}}),
+            "parameters.customer_id",
+        ),
+        (
+            json!({"job_id": "e", "parameters": {"customer_id": "C-000001", "time_horizon_years": "ten", "risk_profile": "balanced"}}),
+            "parameters.time_horizon_years",
+        ),
+        (json!({"job_id": "e"}), "parameters"),
+    ];
+    for (body, field) in cases {
+        let response = post(Some(KEY), body.to_string().into_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+        assert!(
+            problem["error"].as_str().unwrap().contains(field),
+            "{problem}"
+        );
+        assert_eq!(problem["status"], 422);
+    }
+
+    let malformed = post(Some(KEY), b"{\"job_id\": ".to_vec()).await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    let problem: Value = malformed.json().await.unwrap();
+    assert!(
+        problem["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON"),
+        "{problem}"
+    );
+
+    let oversized = post(Some(KEY), vec![b' '; 65 * 1024]).await.unwrap();
+    assert_eq!(oversized.status(), 413);
+
+    let unknown = http
+        .get(format!("{gateway}/job_status/no-such-job"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"], "Job not found");
+
+    // Nothing was recorded by any refused request.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        job_store(directory.path()).display()
+    ))
+    .await
+    .unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    projector.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_tenancy_and_a_customer_that_does_not_exist() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    let gateway = projector.url("gateway");
+    let first = submit(&gateway, &job_body("same", "C-000003")).await;
+    assert_eq!(first.status(), 202);
+    let again = submit(&gateway, &job_body("same", "C-000003")).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let conflict = submit(&gateway, &job_body("same", "C-000004")).await;
+    assert_eq!(conflict.status(), 422);
+    let problem: Value = conflict.json().await.unwrap();
+    assert!(
+        problem["error"]
+            .as_str()
+            .unwrap()
+            .contains("already used for a different request")
+    );
+
+    // Same idempotency key, new job id, same request: the first job, answered again.
+    let keyed = |job_id: &str| {
+        client()
+            .post(format!("{gateway}/generate_projection"))
+            .header("x-api-key", KEY)
+            .header("x-idempotency-key", "key-1")
+            .json(&job_body(job_id, "C-000005"))
+            .send()
+    };
+    assert_eq!(keyed("k-a").await.unwrap().status(), 202);
+    let replay: Value = keyed("k-b").await.unwrap().json().await.unwrap();
+    assert_eq!(replay["job_id"], "k-a");
+
+    // Another key cannot see the job.
+    let stranger = client()
+        .get(format!("{gateway}/job_status/same"))
+        .header("x-api-key", OTHER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 404);
+
+    assert_eq!(
+        finished(&gateway, "same", WAIT).await["status"],
+        "completed"
+    );
+    submit(&gateway, &job_body("ghost", "C-424242")).await;
+    let ghost = finished(&gateway, "ghost", WAIT).await;
+    assert_eq!(ghost["status"], "failed");
+    assert_eq!(ghost["attempts"], 1, "a 404 is not retried: {ghost}");
+    assert_eq!(ghost["error"], "customer \"C-424242\" not found");
+    projector.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_on_both_endpoints() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    let gateway = projector.url("gateway");
+    let request = GenerateProjectionRequest {
+        job_id: "proto-1".into(),
+        parameters: Some(ProjectionParameters {
+            customer_id: "C-000010".into(),
+            time_horizon_years: 5,
+            risk_profile: "aggressive".into(),
+            paths: Some(1000),
+            ..Default::default()
+        }),
+    };
+    let response = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/x-protobuf")
+        .header("accept", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted = GenerateProjectionResponse::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.job_id.as_str()),
+        ("queued", "proto-1")
+    );
+    finished(&gateway, "proto-1", WAIT).await;
+    let status = client()
+        .get(format!("{gateway}/job_status/proto-1"))
+        .header("x-api-key", KEY)
+        .header("accept", "application/x-protobuf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.headers()["content-type"], "application/x-protobuf");
+    let job = JobStatus::decode(status.bytes().await.unwrap()).unwrap();
+    assert_eq!(job.status, "completed");
+    assert_eq!(job.result.unwrap().yearly.len(), 5);
+    projector.stop();
+}

@@ -1,0 +1,199 @@
+//! Starts the real `projector` binary as separate processes on loopback and talks
+//! to it over HTTP, as the original clients do.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const KEY: &str = "test-key-a";
+pub const OTHER_KEY: &str = "test-key-b";
+
+/// A running `projector up` (or `projector datasvc`) process, SIGKILLed if dropped.
+pub struct Process {
+    child: Child,
+    pub urls: Vec<(String, String)>,
+}
+
+impl Process {
+    fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join(log_name))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(args)
+            .env("PROJECTOR_API_KEY", format!("{KEY},{OTHER_KEY}"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the projector binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut urls = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("readable stdout");
+            let mut words = line.split_whitespace();
+            if let (Some(first), Some(last)) = (words.next(), line.split_whitespace().last())
+                && last.starts_with("http://")
+            {
+                urls.push((first.to_string(), last.trim_end_matches("/api").to_string()));
+            }
+            if line.trim_start().starts_with(last_line) {
+                break;
+            }
+        }
+        assert!(
+            !urls.is_empty(),
+            "projector printed no URLs; see {log_name} in {}",
+            data_dir.display()
+        );
+        Process { child, urls }
+    }
+
+    pub fn url(&self, role: &str) -> String {
+        self.urls
+            .iter()
+            .find(|(name, _)| name == role)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_else(|| panic!("no {role} URL in {:?}", self.urls))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for the orderly exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "projector exited with {exit}");
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn up(data_dir: &Path, extra: &[&str]) -> Process {
+    let dir = data_dir.to_str().unwrap();
+    let mut args = vec![
+        "up",
+        "--data-dir",
+        dir,
+        "--gateway-addr",
+        "127.0.0.1:0",
+        "--datasvc-addr",
+        "127.0.0.1:0",
+        "--orchestrator-addr",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Process::start(&args, data_dir, "up.log", "API key")
+}
+
+pub fn datasvc(data_dir: &Path, address: &str) -> Process {
+    let args = [
+        "datasvc",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--addr",
+        address,
+    ];
+    Process::start(&args, data_dir, "datasvc.log", "data service")
+}
+
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn job_body(job_id: &str, customer: &str) -> Value {
+    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 10, "risk_profile": "balanced", "paths": 2000}})
+}
+
+pub async fn submit(gateway: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn status(gateway: &str, job_id: &str) -> Value {
+    client()
+        .get(format!("{gateway}/job_status/{job_id}"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls until the job is completed, failed or cancelled.
+pub async fn finished(gateway: &str, job_id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let job = status(gateway, job_id).await;
+        if matches!(
+            job["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} still {} after {within:?}",
+            job["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Portfolio requests the data service has served so far.
+pub async fn datasvc_requests(datasvc: &str) -> u64 {
+    let text = client()
+        .get(format!("{datasvc}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the counter is in /metrics")
+}
+
+pub fn job_store(data_dir: &Path) -> PathBuf {
+    data_dir.join("jobs.sqlite")
+}
