@@ -80,7 +80,9 @@ async fn commit_group(
     pool: &SqlitePool,
     group: &[Submission],
 ) -> std::result::Result<Vec<Result<Submitted>>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+    // first fails at once (SQLITE_BUSY_SNAPSHOT) if another writer commits meanwhile.
+    let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outcomes = Vec::with_capacity(group.len());
     for submission in group {
         outcomes.push(insert_or_match(&mut transaction, &submission.job).await?);
