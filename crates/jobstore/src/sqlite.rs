@@ -95,40 +95,11 @@ async fn insert_or_match(
     transaction: &mut Transaction<'_, Sqlite>,
     job: &NewJob,
 ) -> std::result::Result<Result<Submitted>, sqlx::Error> {
-    let existing: Option<JobRow> = sqlx::query_as(
-        "SELECT * FROM jobs WHERE id = ?1 OR (owner = ?2 AND idempotency_key = ?3) LIMIT 1",
-    )
-    .bind(&job.id)
-    .bind(&job.owner)
-    .bind(&job.idempotency_key)
-    .fetch_optional(&mut **transaction)
-    .await?;
-    if let Some(existing) = existing {
-        let existing = Job::from(existing);
-        if existing.owner == job.owner && existing.request == job.request {
-            return Ok(Ok(Submitted {
-                job: existing,
-                created: false,
-            }));
-        }
-        let conflict = if existing.id == job.id {
-            format!(
-                "job_id {:?} is already used for a different request; use a new job_id to submit another job",
-                job.id
-            )
-        } else {
-            format!(
-                "X-Idempotency-Key {:?} was already used for a different request (job {:?}); use a new key",
-                job.idempotency_key.as_deref().unwrap_or_default(),
-                existing.id
-            )
-        };
-        return Ok(Err(Error::Conflict(conflict)));
-    }
+    // The common case first: one statement for a new job.
     let now = now_millis();
-    let row: JobRow = sqlx::query_as(
+    let inserted: Option<JobRow> = sqlx::query_as(
         "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, status, max_attempts, created_at, available_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7) RETURNING *",
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7) ON CONFLICT DO NOTHING RETURNING *",
     )
     .bind(&job.id)
     .bind(&job.owner)
@@ -137,12 +108,43 @@ async fn insert_or_match(
     .bind(&job.customer_id)
     .bind(i64::from(job.max_attempts))
     .bind(now)
+    .fetch_optional(&mut **transaction)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Ok(Submitted {
+            job: row.into(),
+            created: true,
+        }));
+    }
+    // The id or the idempotency key is taken: the same request is a replay.
+    let existing: JobRow = sqlx::query_as(
+        "SELECT * FROM jobs WHERE id = ?1 OR (owner = ?2 AND idempotency_key = ?3) LIMIT 1",
+    )
+    .bind(&job.id)
+    .bind(&job.owner)
+    .bind(&job.idempotency_key)
     .fetch_one(&mut **transaction)
     .await?;
-    Ok(Ok(Submitted {
-        job: row.into(),
-        created: true,
-    }))
+    let existing = Job::from(existing);
+    if existing.owner == job.owner && existing.request == job.request {
+        return Ok(Ok(Submitted {
+            job: existing,
+            created: false,
+        }));
+    }
+    let conflict = if existing.id == job.id {
+        format!(
+            "job_id {:?} is already used for a different request; use a new job_id to submit another job",
+            job.id
+        )
+    } else {
+        format!(
+            "X-Idempotency-Key {:?} was already used for a different request (job {:?}); use a new key",
+            job.idempotency_key.as_deref().unwrap_or_default(),
+            existing.id
+        )
+    };
+    Ok(Err(Error::Conflict(conflict)))
 }
 
 #[derive(FromRow)]

@@ -121,6 +121,7 @@ impl Cluster {
             engine_pool: Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .thread_name(|index| format!("engine-{index}"))
+                    .start_handler(|_| lower_thread_priority())
                     .build()
                     .context("cannot start the engine threads")?,
             ),
@@ -173,6 +174,17 @@ impl Cluster {
             data.close().await;
         }
         self.jobs.close().await;
+    }
+}
+
+/// Engine threads yield to the HTTP and job-store threads, so that intake stays
+/// fast while every core runs projections.
+fn lower_thread_priority() {
+    const ENGINE_NICENESS: libc::c_int = 10;
+    // SAFETY: setpriority only reads its arguments; `who = 0` is the calling thread on Linux.
+    let changed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ENGINE_NICENESS) };
+    if changed != 0 {
+        tracing::debug!("engine thread priority left unchanged");
     }
 }
 

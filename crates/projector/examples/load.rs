@@ -1,0 +1,313 @@
+//! Measurements against a running `projector` binary (see BENCHMARKS.md):
+//!
+//! - `submit`: POST /generate_projection from many clients for a fixed time, at
+//!   full speed or at a fixed rate, optionally while heavy jobs keep every core busy;
+//!   prints p50/p99 latency and accepted jobs per second.
+//! - `startup`: spawns `projector up` on a fresh directory, times the first
+//!   accepted job and reads the idle resident memory.
+//! - `locality`: 1,000 jobs over 100 customers through an external data service;
+//!   prints data-service requests per job.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+    /// The projector binary.
+    #[arg(long, default_value = "target/release/projector", global = true)]
+    binary: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    Submit {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests per second over all clients; as fast as possible when absent.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Heavy jobs queued first, so that every core is busy during the measurement.
+        #[arg(long, default_value_t = 0)]
+        busy_jobs: usize,
+    },
+    Startup,
+    Locality,
+}
+
+const KEY: &str = "load-key";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.mode {
+        Mode::Submit {
+            clients,
+            seconds,
+            rate,
+            busy_jobs,
+        } => {
+            let cluster = Cluster::start(&args.binary, &[])?;
+            submit_load(
+                &cluster.gateway,
+                clients,
+                Duration::from_secs(seconds),
+                rate,
+                busy_jobs,
+            )
+            .await
+        }
+        Mode::Startup => startup(&args.binary).await,
+        Mode::Locality => locality(&args.binary).await,
+    }
+}
+
+struct Cluster {
+    child: Child,
+    gateway: String,
+    datasvc: String,
+    _directory: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(binary: &PathBuf, extra: &[&str]) -> Result<Cluster> {
+        let directory = tempfile::tempdir()?;
+        let mut child = Command::new(binary)
+            .args(["up", "--data-dir"])
+            .arg(directory.path())
+            .args([
+                "--gateway-addr",
+                "127.0.0.1:0",
+                "--datasvc-addr",
+                "127.0.0.1:0",
+                "--orchestrator-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("PROJECTOR_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {}; build it with cargo build --release",
+                    binary.display()
+                )
+            })?;
+        let output = read_urls(&mut child)?;
+        let find = |role: &str| {
+            output
+                .iter()
+                .find(|(name, _)| name == role)
+                .map(|(_, url)| url.clone())
+                .with_context(|| format!("no {role} URL printed"))
+        };
+        Ok(Cluster {
+            gateway: find("gateway")?,
+            datasvc: find("data")?,
+            child,
+            _directory: directory,
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_urls(child: &mut Child) -> Result<Vec<(String, String)>> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut urls = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(first), Some(last)) = (words.first(), words.last())
+            && last.starts_with("http://")
+        {
+            urls.push((first.to_string(), last.trim_end_matches("/api").to_string()));
+        }
+        if line.trim_start().starts_with("API key") {
+            return Ok(urls);
+        }
+    }
+    bail!("projector exited before printing its URLs")
+}
+
+fn job(id: &str, customer: u32, paths: u32, horizon: u32) -> Value {
+    json!({"job_id": id, "parameters": {"customer_id": format!("C-{customer:06}"), "time_horizon_years": horizon,
+           "risk_profile": "balanced", "paths": paths}})
+}
+
+async fn post(client: &reqwest::Client, gateway: &str, body: &Value) -> Result<u16> {
+    let response = client
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", KEY)
+        .json(body)
+        .send()
+        .await?;
+    Ok(response.status().as_u16())
+}
+
+async fn submit_load(
+    gateway: &str,
+    clients: usize,
+    duration: Duration,
+    rate: Option<u64>,
+    busy_jobs: usize,
+) -> Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    for index in 0..busy_jobs {
+        post(
+            &client,
+            gateway,
+            &job(
+                &format!("busy-{index}"),
+                1 + index as u32 % 1000,
+                200_000,
+                50,
+            ),
+        )
+        .await?;
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..clients {
+        let (client, gateway, counter) = (client.clone(), gateway.to_string(), counter.clone());
+        // Open loop when a rate is given: each client sends on its own schedule.
+        let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate as f64));
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut next = Instant::now();
+            while started.elapsed() < duration {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                }
+                let index = counter.fetch_add(1, Ordering::Relaxed);
+                let body = job(
+                    &format!("load-{worker}-{index}"),
+                    1 + (index % 1000) as u32,
+                    1000,
+                    5,
+                );
+                let sent = Instant::now();
+                let status = post(&client, &gateway, &body).await;
+                latencies.push((sent.elapsed(), status.ok() == Some(202)));
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        latencies.extend(result?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = latencies.iter().filter(|(_, ok)| *ok).count();
+    let mut times: Vec<Duration> = latencies.iter().map(|(latency, _)| *latency).collect();
+    times.sort();
+    let at = |quantile: f64| {
+        times[((times.len() - 1) as f64 * quantile) as usize].as_secs_f64() * 1000.0
+    };
+    println!(
+        "clients={clients} rate={} busy_jobs={busy_jobs}: {} requests, {accepted} accepted, {:.0} accepted/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        rate.map_or("max".to_string(), |rate| rate.to_string()),
+        latencies.len(),
+        accepted as f64 / elapsed,
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(())
+}
+
+async fn startup(binary: &PathBuf) -> Result<()> {
+    let started = Instant::now();
+    let cluster = Cluster::start(binary, &[])?;
+    let client = reqwest::Client::new();
+    let status = post(&client, &cluster.gateway, &job("first", 42, 1000, 5)).await?;
+    let first_job = started.elapsed();
+    if status != 202 {
+        bail!("the first job was answered {status}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", cluster.child.id()))?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+        .context("no VmRSS")?;
+    println!(
+        "cold start to first accepted job: {:.0} ms; resident memory when idle: {:.1} MB",
+        first_job.as_secs_f64() * 1000.0,
+        rss_kb as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn locality(binary: &PathBuf) -> Result<()> {
+    let cluster = Cluster::start(binary, &[])?;
+    let client = reqwest::Client::new();
+    let jobs = 1000;
+    for index in 0..jobs {
+        let status = post(
+            &client,
+            &cluster.gateway,
+            &job(&format!("loc-{index}"), 1 + index % 100, 500, 5),
+        )
+        .await?;
+        if status != 202 {
+            bail!("job {index} was answered {status}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for index in 0..jobs {
+        loop {
+            let job: Value = client
+                .get(format!("{}/job_status/loc-{index}", cluster.gateway))
+                .header("x-api-key", KEY)
+                .send()
+                .await?
+                .json()
+                .await?;
+            match job["status"].as_str() {
+                Some("completed") => break,
+                Some("failed") => bail!("job {index} failed: {}", job["error"]),
+                _ if Instant::now() > deadline => bail!("job {index} did not finish in time"),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    let metrics = client
+        .get(format!("{}/metrics", cluster.datasvc))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let requests: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .context("no request counter")?;
+    println!(
+        "{jobs} jobs over 100 customers: {requests} data-service requests, {:.3} per job",
+        requests / jobs as f64
+    );
+    Ok(())
+}
