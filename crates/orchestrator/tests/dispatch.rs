@@ -1,0 +1,181 @@
+//! The outbox with a real gateway and job store on loopback: validation, retries
+//! while the gateway is down, a stable idempotency key, and the result brought back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gateway::Gateway;
+use jobstore::{JobStore, SqliteJobStore};
+use orchestrator::{DispatchConfig, Dispatcher, ReportStore, router};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "orchestrator-key";
+
+async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+async fn report(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/reports/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_for_status(client: &reqwest::Client, base: &str, id: &str, wanted: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let current = report(client, base, id).await;
+        if current["status"] == wanted {
+            return current;
+        }
+        assert!(Instant::now() < deadline, "report still {current}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatches_through_an_outage_and_brings_the_result_back() {
+    let directory = tempfile::tempdir().unwrap();
+    let reports = ReportStore::open(&directory.path().join("orchestrator.sqlite"))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    serve(listener, router(reports.clone())).await;
+
+    // The gateway's port, reserved now and served only later.
+    let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    let config = DispatchConfig {
+        poll: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..DispatchConfig::new(&gateway_url, KEY)
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(
+        Dispatcher::new(reports.clone(), config)
+            .unwrap()
+            .run(shutdown.clone()),
+    );
+
+    let client = reqwest::Client::new();
+    let invalid = client
+        .post(format!("{base}/reports"))
+        .json(&json!({"customer_id": "C-000042", "time_horizon_years": 80, "risk_profile": "balanced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    let problem: Value = invalid.json().await.unwrap();
+    assert_eq!(problem["field"], "time_horizon_years");
+
+    let created = client
+        .post(format!("{base}/reports"))
+        .json(&json!({"customer_id": "C-000042", "time_horizon_years": 10, "risk_profile": "balanced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["status"], "pending");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let waiting = report(&client, &base, &id).await;
+    assert_eq!(waiting["status"], "pending");
+    assert!(
+        waiting["dispatch_attempts"].as_u64().unwrap() >= 2,
+        "{waiting}"
+    );
+    assert!(
+        waiting["error"]
+            .as_str()
+            .unwrap()
+            .contains("gateway unreachable"),
+        "{waiting}"
+    );
+
+    let jobs = Arc::new(
+        SqliteJobStore::open(&directory.path().join("jobs.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let gateway_listener = tokio::net::TcpListener::bind(("127.0.0.1", gateway_port))
+        .await
+        .unwrap();
+    serve(
+        gateway_listener,
+        Gateway::new(jobs.clone(), &[KEY.to_string()]).router(),
+    )
+    .await;
+
+    let dispatched = wait_for_status(&client, &base, &id, "dispatched").await;
+    let job_id = format!("report-{id}");
+    assert_eq!(dispatched["job_id"], job_id.as_str());
+    let job = jobs
+        .get(&job_id)
+        .await
+        .unwrap()
+        .expect("the gateway recorded the job");
+    assert_eq!(job.idempotency_key.as_deref(), Some(job_id.as_str()));
+
+    // A worker's part, done through the job store's own contract.
+    let claim = jobs
+        .claim("test-worker", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    let params = engine::ProjectionParams {
+        paths: 100,
+        time_horizon_years: 10,
+        seed: Some(3),
+        ..Default::default()
+    };
+    let result = engine::project(
+        &engine::BENCHMARK_PORTFOLIO,
+        &params,
+        &Default::default(),
+        &engine::Shocks::Random,
+        &(),
+    )
+    .unwrap();
+    assert!(
+        jobs.complete(&claim, &serde_json::to_string(&result).unwrap())
+            .await
+            .unwrap()
+    );
+
+    let completed = wait_for_status(&client, &base, &id, "completed").await;
+    assert_eq!(
+        completed["result"]["projection_value"].as_f64().unwrap(),
+        result.projection_value
+    );
+    let listed: Value = client
+        .get(format!("{base}/reports"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["reports"][0]["id"], id.as_str());
+    let missing = client
+        .get(format!("{base}/reports/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "Report not found");
+    shutdown.cancel();
+}
