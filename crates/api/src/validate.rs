@@ -3,7 +3,7 @@
 use engine::{ProjectionParams, RiskProfile};
 use thiserror::Error;
 
-use crate::wire::{ProjectionParameters, ReportRequest};
+use crate::wire::ProjectionParameters;
 
 /// A request that breaks a rule: the field and the rule, for a 422 answer.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -100,25 +100,14 @@ pub fn projection_params(
     Ok(params)
 }
 
-/// The gateway parameters a report asks for.
-pub fn report_parameters(request: &ReportRequest) -> Result<ProjectionParameters, ValidationError> {
-    let parameters = ProjectionParameters {
-        customer_id: request.customer_id.clone(),
-        time_horizon_years: request.time_horizon_years,
-        risk_profile: request.risk_profile.clone(),
-        paths: request.paths,
-        monthly_contribution: request.monthly_contribution,
-        annual_fee: request.annual_fee,
-        inflation: request.inflation,
-        glide_path: request.glide_path,
-        rebalance: request.rebalance,
-        seed: request.seed,
-    };
-    projection_params(&parameters).map_err(|error| ValidationError {
-        field: error.field.trim_start_matches("parameters.").to_string(),
-        rule: error.rule,
-    })?;
-    Ok(parameters)
+/// Validates the body of `POST /reports`, naming fields as the report spells them.
+pub fn report_parameters(parameters: &ProjectionParameters) -> Result<(), ValidationError> {
+    projection_params(parameters)
+        .map(|_| ())
+        .map_err(|error| ValidationError {
+            field: error.field.trim_start_matches("parameters.").to_string(),
+            rule: error.rule,
+        })
 }
 
 fn prefixed(error: ValidationError) -> ValidationError {

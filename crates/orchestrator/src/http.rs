@@ -1,6 +1,6 @@
 //! `POST /reports`, `GET /reports/{id}` and `GET /reports`.
 
-use api::wire::{ReportList, ReportRequest};
+use api::wire::{ProjectionParameters, ReportList};
 use api::{DecodeError, Encoding, Problem, respond};
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -50,20 +50,19 @@ async fn create(State(store): State<ReportStore>, headers: HeaderMap, body: Body
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    let request: ReportRequest = match api::decode(Encoding::of_content_type(content_type), &bytes)
-    {
-        Ok(request) => request,
-        Err(error @ DecodeError::Malformed { .. }) => {
-            return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response();
-        }
-        Err(DecodeError::WrongType { field, detail }) => {
-            return Problem::invalid(field, detail).into_response();
-        }
-    };
-    let parameters = match api::report_parameters(&request) {
-        Ok(parameters) => parameters,
-        Err(error) => return Problem::from(error).into_response(),
-    };
+    let parameters: ProjectionParameters =
+        match api::decode(Encoding::of_content_type(content_type), &bytes) {
+            Ok(parameters) => parameters,
+            Err(error @ DecodeError::Malformed { .. }) => {
+                return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response();
+            }
+            Err(DecodeError::WrongType { field, detail }) => {
+                return Problem::invalid(field, detail).into_response();
+            }
+        };
+    if let Err(error) = api::report_parameters(&parameters) {
+        return Problem::from(error).into_response();
+    }
     match store.create(&parameters).await {
         Ok(report) => {
             let mut response = respond(StatusCode::ACCEPTED, encoding_of(&headers), &report);
