@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::wire::Portfolio;
-use rusty_leveldb::{AsyncDB, Options};
+use rusty_leveldb::{AsyncDB, Options, Status, StatusCode};
 
 use crate::entry::Entry;
 use crate::single_flight::SingleFlight;
@@ -56,9 +56,18 @@ pub struct PortfolioCache {
 impl PortfolioCache {
     /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
     pub fn open(directory: &Path, ttl: Duration) -> Result<Self, Error> {
-        let db = match open_db(directory) {
+        let db = match open_db_when_unlocked(directory) {
             Ok(db) => db,
-            Err(detail) => {
+            Err(status) if status.code == StatusCode::LockError => {
+                return Err(Error::Open {
+                    path: directory.to_path_buf(),
+                    detail: format!(
+                        "it is in use by another process ({status}); stop that process or give this node its own directory"
+                    ),
+                });
+            }
+            Err(status) => {
+                let detail = status.to_string();
                 let aside = set_aside(directory)?;
                 tracing::warn!(
                     directory = %directory.display(),
@@ -66,9 +75,9 @@ impl PortfolioCache {
                     %detail,
                     "cache could not be opened; moved it aside and started an empty one"
                 );
-                open_db(directory).map_err(|detail| Error::Open {
+                open_db(directory).map_err(|status| Error::Open {
                     path: directory.to_path_buf(),
-                    detail,
+                    detail: status.to_string(),
                 })?
             }
         };
@@ -166,12 +175,29 @@ fn key(customer_id: &str) -> Vec<u8> {
     format!("v{LAYOUT_VERSION}/portfolio/{customer_id}").into_bytes()
 }
 
-fn open_db(directory: &Path) -> Result<AsyncDB, String> {
+fn open_db(directory: &Path) -> Result<AsyncDB, Status> {
     let options = Options {
         create_if_missing: true,
         ..Options::default()
     };
-    AsyncDB::new(directory, options).map_err(|status| status.to_string())
+    AsyncDB::new(directory, options)
+}
+
+/// A lock is not damage: a handle that was just closed releases it on its own
+/// thread a moment later, so wait for it a little before giving up.
+fn open_db_when_unlocked(directory: &Path) -> Result<AsyncDB, Status> {
+    const LOCK_WAIT: Duration = Duration::from_millis(20);
+    const LOCK_TRIES: u32 = 100;
+    let mut tries = 0;
+    loop {
+        match open_db(directory) {
+            Err(status) if status.code == StatusCode::LockError && tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(LOCK_WAIT);
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 fn set_aside(directory: &Path) -> Result<PathBuf, Error> {

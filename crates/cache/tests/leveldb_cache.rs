@@ -135,3 +135,23 @@ async fn a_damaged_directory_is_moved_aside_and_rebuilt() {
         .count();
     assert_eq!(set_aside, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_in_use_is_refused_not_discarded() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cache");
+    let holder = PortfolioCache::open(&path, HOUR).unwrap();
+    fetch(&holder, "C-6", 1).await;
+    let error = PortfolioCache::open(&path, HOUR)
+        .err()
+        .expect("a second opener is refused");
+    assert!(
+        error.to_string().contains("in use by another process"),
+        "{error}"
+    );
+    assert_eq!(
+        fetch(&holder, "C-6", 2).await.1,
+        Source::Cache,
+        "the cache was left alone"
+    );
+}

@@ -166,7 +166,7 @@ async fn jobs_wait_for_the_data_service_and_fail_naming_it_when_it_stays_down() 
 
     data.kill();
     submit(&gateway, &job_body("patient", "C-000500")).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_ne!(status(&gateway, "patient").await["status"], "completed");
     let back = datasvc(directory.path(), &address);
     let job = finished(&gateway, "patient", WAIT).await;
