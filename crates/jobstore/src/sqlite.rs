@@ -1,6 +1,6 @@
-//! The job store on SQLite (WAL, `synchronous = FULL`): one file, durable at
-//! every commit. Submissions go through one writer that commits them in groups,
-//! so many concurrent submissions share one `fsync`.
+//! The job store on SQLite in WAL mode: one file. Submissions go through one
+//! writer that commits them in groups, so many concurrent submissions share one
+//! `fsync`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,31 +27,46 @@ struct Submission {
 #[derive(Clone)]
 pub struct SqliteJobStore {
     pool: SqlitePool,
+    /// The group-commit writer's own connection, durable at every commit.
+    submission_pool: SqlitePool,
     submissions: mpsc::Sender<Submission>,
 }
 
 impl SqliteJobStore {
     /// Opens (creating when missing) the store at `path` and brings its schema up
     /// to date; refuses a database whose schema is newer than this release.
+    ///
+    /// Submissions commit with `synchronous = FULL`: an accepted job survives a
+    /// power loss. Claims, heartbeats and results commit with `NORMAL`, which in
+    /// WAL mode survives any crash of the process; after a power loss the last of
+    /// them may be lost, and the job simply runs again (execution is at least once).
     pub async fn open(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let submission_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .await?;
         let (submissions, receiver) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(group_commit(pool.clone(), receiver));
-        Ok(SqliteJobStore { pool, submissions })
+        tokio::spawn(group_commit(submission_pool.clone(), receiver));
+        Ok(SqliteJobStore {
+            pool,
+            submission_pool,
+            submissions,
+        })
     }
 
     /// Waits for pending writes and closes the database.
     pub async fn close(&self) {
+        self.submission_pool.close().await;
         self.pool.close().await;
     }
 }
