@@ -184,3 +184,42 @@ async fn jobs_wait_for_the_data_service_and_fail_naming_it_when_it_stays_down() 
     );
     projector.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_reports_its_progress() {
+    let directory = scratch_dir();
+    // A one-second lease: heartbeats, which carry the progress, every 200 ms.
+    let projector = up(
+        directory.path(),
+        &["--workers", "1", "--lease-seconds", "1"],
+    );
+    let gateway = projector.url("gateway");
+    let mut body = job_body("long", "C-000600");
+    body["parameters"]["paths"] = 200_000.into();
+    body["parameters"]["time_horizon_years"] = 50.into();
+    submit(&gateway, &body).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        let job = status(&gateway, "long").await;
+        let progress = job["progress"].as_f64().unwrap();
+        seen.push((job["status"].as_str().unwrap().to_string(), progress));
+        if job["status"] == "completed" {
+            assert_eq!(progress, 1.0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let partial = seen
+        .iter()
+        .filter(|(status, progress)| status == "processing" && *progress > 0.0 && *progress < 1.0)
+        .count();
+    assert!(partial > 0, "no partial progress was reported: {seen:?}");
+    let progresses: Vec<f64> = seen.iter().map(|(_, progress)| *progress).collect();
+    assert!(
+        progresses.windows(2).all(|pair| pair[0] <= pair[1]),
+        "progress went back: {seen:?}"
+    );
+    projector.stop();
+}
