@@ -6,6 +6,7 @@
 
 mod job;
 mod sqlite;
+mod writer;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,6 +1,7 @@
-//! The job store on SQLite in WAL mode: one file. Submissions go through one
-//! writer that commits them in groups, so many concurrent submissions share one
-//! `fsync`.
+//! The job store on SQLite in WAL mode: one file. Every write (submissions,
+//! claims, heartbeats, results, the reaper) goes through one writer task that
+//! commits them in groups: writers never wait on each other's locks, and many
+//! concurrent writes share one `fsync`. Reads use a pool of their own.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,105 +10,78 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::{FromRow, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::writer::{OpFuture, Write, group_commit, operation};
 
 use crate::job::{Claimed, Job, JobStatus, NewJob, Submitted, now_millis};
 use crate::{Error, Failure, JobStore, Result};
 
-/// Largest number of submissions committed in one transaction.
-const MAX_GROUP: usize = 512;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-struct Submission {
-    job: NewJob,
-    reply: oneshot::Sender<Result<Submitted>>,
-}
+/// Writes waiting for the writer before senders wait too.
+const WRITE_QUEUE: usize = 2048;
 
 #[derive(Clone)]
 pub struct SqliteJobStore {
+    /// Reads.
     pool: SqlitePool,
-    /// The group-commit writer's own connection, durable at every commit.
-    submission_pool: SqlitePool,
-    submissions: mpsc::Sender<Submission>,
+    /// The writer's own connection, durable at every commit.
+    writer_pool: SqlitePool,
+    writes: mpsc::Sender<Write>,
 }
 
 impl SqliteJobStore {
     /// Opens (creating when missing) the store at `path` and brings its schema up
     /// to date; refuses a database whose schema is newer than this release.
-    ///
-    /// Submissions commit with `synchronous = FULL`: an accepted job survives a
-    /// power loss. Claims, heartbeats and results commit with `NORMAL`, which in
-    /// WAL mode survives any crash of the process; after a power loss the last of
-    /// them may be lost, and the job simply runs again (execution is at least once).
     pub async fn open(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let submission_pool = SqlitePoolOptions::new()
+        let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .connect_with(options)
             .await?;
-        let (submissions, receiver) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(group_commit(submission_pool.clone(), receiver));
+        let (writes, receiver) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(group_commit(writer_pool.clone(), receiver));
         Ok(SqliteJobStore {
             pool,
-            submission_pool,
-            submissions,
+            writer_pool,
+            writes,
         })
     }
 
     /// Waits for pending writes and closes the database.
     pub async fn close(&self) {
-        self.submission_pool.close().await;
+        self.writer_pool.close().await;
         self.pool.close().await;
     }
-}
 
-async fn group_commit(pool: SqlitePool, mut receiver: mpsc::Receiver<Submission>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match commit_group(&pool, &group).await {
-            Ok(outcomes) => {
-                for (submission, outcome) in group.drain(..).zip(outcomes) {
-                    let _ = submission.reply.send(outcome);
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, count = group.len(), "job submissions could not be committed");
-                for submission in group.drain(..) {
-                    let _ = submission.reply.send(Err(Error::Commit(error.to_string())));
-                }
-            }
-        }
+    /// Runs `write` in the writer's next group and returns its outcome once committed.
+    async fn write<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c, T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(operation(write, reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
     }
-}
-
-/// One transaction for the whole group; a conflict is an answer, not a failure.
-async fn commit_group(
-    pool: &SqlitePool,
-    group: &[Submission],
-) -> std::result::Result<Vec<Result<Submitted>>, sqlx::Error> {
-    // IMMEDIATE takes the write lock up front: a deferred transaction that reads
-    // first fails at once (SQLITE_BUSY_SNAPSHOT) if another writer commits meanwhile.
-    let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for submission in group {
-        outcomes.push(insert_or_match(&mut transaction, &submission.job).await?);
-    }
-    transaction.commit().await?;
-    Ok(outcomes)
 }
 
 async fn insert_or_match(
-    transaction: &mut Transaction<'_, Sqlite>,
+    connection: &mut SqliteConnection,
     job: &NewJob,
 ) -> std::result::Result<Result<Submitted>, sqlx::Error> {
     // The common case first: one statement for a new job.
@@ -123,7 +97,7 @@ async fn insert_or_match(
     .bind(&job.customer_id)
     .bind(i64::from(job.max_attempts))
     .bind(now)
-    .fetch_optional(&mut **transaction)
+    .fetch_optional(&mut *connection)
     .await?;
     if let Some(row) = inserted {
         return Ok(Ok(Submitted {
@@ -138,7 +112,7 @@ async fn insert_or_match(
     .bind(&job.id)
     .bind(&job.owner)
     .bind(&job.idempotency_key)
-    .fetch_one(&mut **transaction)
+    .fetch_one(&mut *connection)
     .await?;
     let existing = Job::from(existing);
     if existing.owner == job.owner && existing.request == job.request {
@@ -221,12 +195,10 @@ const REAP: &str = "UPDATE jobs SET
 
 impl JobStore for SqliteJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
-        let (reply, answer) = oneshot::channel();
-        self.submissions
-            .send(Submission { job, reply })
-            .await
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+        self.write(move |connection| {
+            Box::pin(async move { insert_or_match(connection, &job).await })
+        })
+        .await?
     }
 
     async fn get(&self, id: &str) -> Result<Option<Job>> {
@@ -238,59 +210,81 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Claimed>> {
-        let now = now_millis();
-        let rows: Vec<JobRow> = sqlx::query_as(
-            "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
-                 lease_owner = ?1, lease_expires_at = ?2, started_at = COALESCE(started_at, ?3), progress = 0
-             WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= ?3
-                          ORDER BY created_at, id LIMIT ?4)
-             RETURNING *",
-        )
-        .bind(worker)
-        .bind(now + millis(lease))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let lease_token = row.lease_token;
-                Claimed {
-                    job: row.into(),
-                    lease_token,
-                }
+        let worker = worker.to_string();
+        self.write(move |connection| {
+            Box::pin(async move {
+                let now = now_millis();
+                let rows: Vec<JobRow> = sqlx::query_as(
+                    "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+                         lease_owner = ?1, lease_expires_at = ?2, started_at = COALESCE(started_at, ?3), progress = 0
+                     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= ?3
+                                  ORDER BY created_at, id LIMIT ?4)
+                     RETURNING *",
+                )
+                .bind(&worker)
+                .bind(now + millis(lease))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *connection)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let lease_token = row.lease_token;
+                        Claimed {
+                            job: row.into(),
+                            lease_token,
+                        }
+                    })
+                    .collect())
             })
-            .collect())
+        })
+        .await
     }
 
     async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?1, progress = ?2
-             WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
-        )
-        .bind(now_millis() + millis(lease))
-        .bind(progress.clamp(0.0, 1.0))
-        .bind(&claim.job.id)
-        .bind(claim.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let (id, token) = (claim.job.id.clone(), claim.lease_token);
+        self.write(move |connection| {
+            Box::pin(async move {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at = ?1, progress = ?2
+                     WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
+                )
+                .bind(now_millis() + millis(lease))
+                .bind(progress.clamp(0.0, 1.0))
+                .bind(&id)
+                .bind(token)
+                .execute(&mut *connection)
+                .await?;
+                Ok(updated.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, progress = 1, finished_at = ?2,
-                 lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
-        )
-        .bind(result_json)
-        .bind(now_millis())
-        .bind(&claim.job.id)
-        .bind(claim.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let (id, token, result) = (
+            claim.job.id.clone(),
+            claim.lease_token,
+            result_json.to_string(),
+        );
+        self.write(move |connection| {
+            Box::pin(async move {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, progress = 1, finished_at = ?2,
+                         lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
+                )
+                .bind(&result)
+                .bind(now_millis())
+                .bind(&id)
+                .bind(token)
+                .execute(&mut *connection)
+                .await?;
+                Ok(updated.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
@@ -309,30 +303,41 @@ impl JobStore for SqliteJobStore {
             ),
             Failure::Permanent { reason } => (JobStatus::Failed, reason, now, Some(now)),
         };
-        let updated = sqlx::query(
-            "UPDATE jobs SET status = ?1, error = ?2, available_at = ?3, finished_at = ?4,
-                 lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = ?5 AND lease_token = ?6 AND status = 'processing'",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(available_at)
-        .bind(finished_at)
-        .bind(&claim.job.id)
-        .bind(claim.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let (id, token) = (claim.job.id.clone(), claim.lease_token);
+        self.write(move |connection| {
+            Box::pin(async move {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET status = ?1, error = ?2, available_at = ?3, finished_at = ?4,
+                         lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = ?5 AND lease_token = ?6 AND status = 'processing'",
+                )
+                .bind(status.as_str())
+                .bind(&error)
+                .bind(available_at)
+                .bind(finished_at)
+                .bind(&id)
+                .bind(token)
+                .execute(&mut *connection)
+                .await?;
+                Ok(updated.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     async fn reap_expired_leases(&self) -> Result<u64> {
-        let now = now_millis();
-        let updated = sqlx::query(REAP)
-            .bind("the worker stopped renewing its lease (it crashed or was cut off)")
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(updated.rows_affected())
+        self.write(|connection| {
+            Box::pin(async move {
+                let now = now_millis();
+                let updated = sqlx::query(REAP)
+                    .bind("the worker stopped renewing its lease (it crashed or was cut off)")
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(updated.rows_affected())
+            })
+        })
+        .await
     }
 }

@@ -50,6 +50,7 @@ pub struct UpArgs {
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
+    let signal = ShutdownSignal::install()?;
     let mut api_keys: Vec<String> = args
         .api_key
         .into_iter()
@@ -78,7 +79,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     println!("  data service  {}/api", cluster.datasvc_url);
     println!("  orchestrator  {}", cluster.orchestrator_url);
     println!("  API key       {}", api_keys[0]);
-    wait_for_signal().await?;
+    signal.wait().await;
     tracing::info!("shutting down");
     cluster.stop().await;
     Ok(())
@@ -93,6 +94,7 @@ pub struct DatasvcArgs {
 }
 
 pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
+    let signal = ShutdownSignal::install()?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -111,7 +113,7 @@ pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
     )
     .await?;
     println!("data service  {url}/api");
-    wait_for_signal().await?;
+    signal.wait().await;
     shutdown.cancel();
     while http.join_next().await.is_some() {}
     store.close().await;
@@ -142,12 +144,26 @@ pub fn generate_key() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-async fn wait_for_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot listen for SIGINT")?,
-        _ = terminate.recv() => {}
+/// SIGINT or SIGTERM, listened for from the moment it is made: a signal that
+/// arrives while the roles start (or right after the URLs are printed) is not lost.
+struct ShutdownSignal {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignal {
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }
