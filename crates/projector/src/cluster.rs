@@ -65,7 +65,7 @@ impl Cluster {
         let reports = ReportStore::open(&data_dir.join("orchestrator.sqlite"))
             .await
             .context("cannot open the report store")?;
-        let cache = Arc::new(open_cache(data_dir, config.cache_ttl)?);
+        let cache = Arc::new(open_cache(data_dir.clone(), config.cache_ttl).await?);
 
         let (stop_http, stop_intake, stop_workers) = (
             CancellationToken::new(),
@@ -194,11 +194,18 @@ pub async fn open_data_store(data_dir: &Path) -> Result<DataStore> {
         .context("cannot open the data service store")
 }
 
-fn open_cache(data_dir: &Path, ttl: Duration) -> Result<PortfolioCache> {
-    let directory = data_dir.join("cache").join("node-1");
-    std::fs::create_dir_all(directory.parent().unwrap_or(data_dir))
-        .with_context(|| format!("cannot create the cache directory {}", directory.display()))?;
-    PortfolioCache::open(&directory, ttl).context("cannot open the worker cache")
+/// Opening may wait for a lock and move a damaged directory aside: blocking
+/// work, kept off the async runtime's threads.
+async fn open_cache(data_dir: PathBuf, ttl: Duration) -> Result<PortfolioCache> {
+    tokio::task::spawn_blocking(move || {
+        let directory = data_dir.join("cache").join("node-1");
+        std::fs::create_dir_all(directory.parent().unwrap_or(&data_dir)).with_context(|| {
+            format!("cannot create the cache directory {}", directory.display())
+        })?;
+        PortfolioCache::open(&directory, ttl).context("cannot open the worker cache")
+    })
+    .await
+    .context("the cache opener stopped unexpectedly")?
 }
 
 pub async fn serve(
