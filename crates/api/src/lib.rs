@@ -1,9 +1,12 @@
-//! Wire types generated from `proto/`, their JSON and Protobuf encodings, and the
-//! validation that turns a client's request into the engine's parameters.
+//! Wire types generated from `proto/`, their JSON and Protobuf encodings, the
+//! validation that turns a client's request into the engine's parameters, and
+//! the HTTP layer every role shares (problem+json errors, serving with health
+//! and a two-step shutdown).
 
 mod codec;
 mod convert;
 mod problem;
+pub mod server;
 mod validate;
 
 pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};

@@ -16,6 +16,9 @@ pub struct Problem {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After`.
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -28,7 +31,15 @@ impl Problem {
             error: detail.clone(),
             detail,
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 503 with `Retry-After`: a store or upstream is down, nothing was done.
+    pub fn unavailable(detail: impl Into<String>, retry_after_seconds: u32) -> Self {
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail);
+        problem.retry_after = Some(retry_after_seconds);
+        problem
     }
 
     /// A rule broken by one field: 422 naming the field and the rule.
@@ -64,6 +75,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -27,7 +27,6 @@ pub fn router(store: DataStore) -> Router {
     };
     Router::new()
         .route("/api/customers/{customer_id}/portfolio", get(portfolio))
-        .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(state)
 }

@@ -1,55 +1,64 @@
-//! The data service: the legacy Spring Boot/JPA portfolio API over its own store,
-//! seeded with deterministic demo customers on first start.
+//! The data service: the legacy Spring Boot/JPA portfolio API over its own store
+//! (SQLite on one machine, PostgreSQL as the source of truth of a cluster),
+//! seeded with deterministic demo customers on the first start.
 
 mod http;
 mod portfolio;
 mod seed;
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use database::{Location, Pool, SchemaPolicy};
 
 pub use http::router;
+
+/// Serves the data service on `listener` until `shutdown` stops it.
+pub async fn run(
+    store: DataStore,
+    listener: tokio::net::TcpListener,
+    shutdown: api::server::Shutdown,
+) -> std::io::Result<()> {
+    api::server::serve(listener, router(store), shutdown).await
+}
 pub use portfolio::load_portfolio;
 pub use seed::DEMO_CUSTOMERS;
 
+/// The data service store's identity and migrations.
+pub static STORE: database::Store = database::Store {
+    name: "data service store",
+    postgres_schema: "datasvc",
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("data service database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(
-        "data service schema cannot be brought up to date (is this release older than the database?): {0}"
-    )]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(#[from] database::Error),
+    #[error("data service store failed: {0}")]
+    Query(#[from] sqlx::Error),
 }
 
 /// The data service's store.
 #[derive(Clone)]
 pub struct DataStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl DataStore {
-    /// Opens (creating and seeding when new) the store at `path`.
-    pub async fn open(path: &Path) -> Result<Self, Error> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        seed::seed_if_empty(&pool).await?;
+    /// Opens the store; an empty one is seeded with `customers` demo customers.
+    pub async fn open(
+        location: &Location,
+        policy: SchemaPolicy,
+        customers: u32,
+        max_connections: u32,
+    ) -> Result<Self, Error> {
+        let pool = Pool::open(location, &STORE, policy, max_connections).await?;
+        seed::seed_if_empty(&pool, customers).await?;
         Ok(DataStore { pool })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 

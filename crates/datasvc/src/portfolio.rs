@@ -2,7 +2,8 @@
 //! holdings (the original service's JPA mapping issued one query per holding).
 
 use api::wire::{Asset, Portfolio};
-use sqlx::{FromRow, SqlitePool};
+use database::{Pool, on_pool};
+use sqlx::FromRow;
 
 #[derive(FromRow)]
 struct PortfolioRow {
@@ -24,18 +25,20 @@ const PORTFOLIO_QUERY: &str = "
     FROM customers c
     LEFT JOIN holdings h ON h.customer_id = c.id
     LEFT JOIN assets a ON a.id = h.asset_id
-    WHERE c.id = ?1
+    WHERE c.id = $1
     ORDER BY a.id";
 
 /// The portfolio of `customer_id`, or `None` when there is no such customer.
 pub async fn load_portfolio(
-    pool: &SqlitePool,
+    pool: &Pool,
     customer_id: &str,
 ) -> Result<Option<Portfolio>, sqlx::Error> {
-    let rows: Vec<PortfolioRow> = sqlx::query_as(PORTFOLIO_QUERY)
-        .bind(customer_id)
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<PortfolioRow> = on_pool!(pool, pool => {
+        sqlx::query_as(PORTFOLIO_QUERY)
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await?
+    });
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -1,8 +1,32 @@
-//! The data service over real HTTP on loopback and a real SQLite file.
+//! The data service over real HTTP on loopback, on a real SQLite file and a
+//! real PostgreSQL database.
 
 use api::wire::Portfolio;
+use database::testing::TestDatabase;
+use database::{Location, SchemaPolicy, on_pool};
 use datasvc::{DataStore, load_portfolio, router};
 use prost::Message;
+
+/// Keeps a test's store alive: its directory or its database.
+type Place = Box<dyn std::any::Any>;
+
+async fn open_sqlite() -> (Place, DataStore) {
+    let directory = tempfile::tempdir().unwrap();
+    let location = Location::Sqlite(directory.path().join("datasvc.sqlite"));
+    (Box::new(directory), open_at(&location).await)
+}
+
+async fn open_postgres() -> (Place, DataStore) {
+    let database = TestDatabase::create().await;
+    let location = Location::Postgres(database.url().to_string());
+    (Box::new(database), open_at(&location).await)
+}
+
+async fn open_at(location: &Location) -> DataStore {
+    DataStore::open(location, SchemaPolicy::Apply, datasvc::DEMO_CUSTOMERS, 2)
+        .await
+        .unwrap()
+}
 
 async fn serve(store: DataStore) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -11,17 +35,19 @@ async fn serve(store: DataStore) -> String {
     format!("http://{address}")
 }
 
-async fn open() -> (tempfile::TempDir, DataStore) {
-    let directory = tempfile::tempdir().unwrap();
-    let store = DataStore::open(&directory.path().join("datasvc.sqlite"))
-        .await
-        .unwrap();
-    (directory, store)
+#[tokio::test]
+async fn on_sqlite_portfolio_json_protobuf_and_404() {
+    let (_place, store) = open_sqlite().await;
+    portfolio_json_protobuf_and_404(store).await;
 }
 
 #[tokio::test]
-async fn portfolio_json_protobuf_and_404() {
-    let (_directory, store) = open().await;
+async fn on_postgres_portfolio_json_protobuf_and_404() {
+    let (_place, store) = open_postgres().await;
+    portfolio_json_protobuf_and_404(store).await;
+}
+
+async fn portfolio_json_protobuf_and_404(store: DataStore) {
     let base = serve(store).await;
     let client = reqwest::Client::new();
     let response = client
@@ -83,9 +109,10 @@ async fn portfolio_json_protobuf_and_404() {
 }
 
 #[tokio::test]
-async fn demo_data_is_deterministic_and_every_change_is_logged() {
-    let (_first_directory, first) = open().await;
-    let (_second_directory, second) = open().await;
+async fn demo_data_is_the_same_on_every_machine_and_backend() {
+    let (_first_place, first) = open_sqlite().await;
+    let (_second_place, second) = open_sqlite().await;
+    let (_third_place, third) = open_postgres().await;
     for customer in ["C-000001", "C-000500", "C-001000"] {
         let a = load_portfolio(first.pool(), customer)
             .await
@@ -95,32 +122,67 @@ async fn demo_data_is_deterministic_and_every_change_is_logged() {
             .await
             .unwrap()
             .unwrap();
+        let c = load_portfolio(third.pool(), customer)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a, b);
+        assert_eq!(a, c, "PostgreSQL serves the same portfolio as SQLite");
         assert_eq!(a.version, 1);
     }
-    let (customers, out_of_range): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), SUM(n < 3 OR n > 20) FROM (SELECT c.id, COUNT(h.asset_id) AS n FROM customers c
-         LEFT JOIN holdings h ON h.customer_id = c.id GROUP BY c.id)",
-    )
-    .fetch_one(first.pool())
-    .await
-    .unwrap();
+}
+
+#[tokio::test]
+async fn on_sqlite_every_change_is_logged() {
+    let (_place, store) = open_sqlite().await;
+    every_change_is_logged(store).await;
+}
+
+#[tokio::test]
+async fn on_postgres_every_change_is_logged() {
+    let (_place, store) = open_postgres().await;
+    every_change_is_logged(store).await;
+}
+
+async fn every_change_is_logged(store: DataStore) {
+    let (customers, out_of_range): (i64, i64) = on_pool!(store.pool(), pool => {
+        sqlx::query_as(
+            "SELECT COUNT(*), SUM(CASE WHEN n < 3 OR n > 20 THEN 1 ELSE 0 END)
+             FROM (SELECT c.id, COUNT(h.asset_id) AS n FROM customers c
+                   LEFT JOIN holdings h ON h.customer_id = c.id GROUP BY c.id) AS counts",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
     assert_eq!((customers, out_of_range), (1000, 0));
+    let (logged_at_start,): (i64,) = on_pool!(store.pool(), pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM change_log").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(logged_at_start, 0, "seeding is not a change");
 
     // A direct SQL write, as a legacy batch job would make it.
-    sqlx::query("UPDATE holdings SET quantity = quantity + 1 WHERE customer_id = 'C-000007'")
-        .execute(first.pool())
-        .await
-        .unwrap();
-    let changed = load_portfolio(first.pool(), "C-000007")
+    on_pool!(store.pool(), pool => {
+        sqlx::query("UPDATE holdings SET quantity = quantity + 1 WHERE customer_id = 'C-000007'")
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+    let changed = load_portfolio(store.pool(), "C-000007")
         .await
         .unwrap()
         .unwrap();
-    assert!(changed.version > 1);
-    let (logged,): (i64,) =
+    assert_eq!(changed.version, 1 + changed.assets.len() as i64);
+    let (logged,): (i64,) = on_pool!(store.pool(), pool => {
         sqlx::query_as("SELECT COUNT(*) FROM change_log WHERE customer_id = 'C-000007'")
-            .fetch_one(first.pool())
+            .fetch_one(pool)
             .await
-            .unwrap();
-    assert!(logged >= 1);
+            .unwrap()
+    });
+    assert_eq!(
+        logged,
+        changed.assets.len() as i64,
+        "one entry per changed holding"
+    );
 }

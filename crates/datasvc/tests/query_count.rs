@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use database::testing::TestDatabase;
+use database::{Location, SchemaPolicy, on_pool};
 use datasvc::{DataStore, load_portfolio};
 use tracing_subscriber::layer::SubscriberExt;
 
-async fn open() -> (tempfile::TempDir, DataStore) {
-    let directory = tempfile::tempdir().unwrap();
-    let store = DataStore::open(&directory.path().join("datasvc.sqlite"))
+async fn open(location: &Location) -> DataStore {
+    DataStore::open(location, SchemaPolicy::Apply, datasvc::DEMO_CUSTOMERS, 2)
         .await
-        .unwrap();
-    (directory, store)
+        .unwrap()
 }
 
 /// Counts the SQL statements sqlx executes (it traces each under `sqlx::query`),
@@ -38,7 +38,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
         }
         let mut summary = Summary::default();
         event.record(&mut summary);
-        if !summary.0.starts_with("PRAGMA") {
+        if !summary.0.starts_with("PRAGMA") && !summary.0.starts_with("SET") {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -46,39 +46,39 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
 
 #[tokio::test]
 async fn one_sql_query_per_portfolio_whatever_the_holdings() {
-    let (_directory, store) = open().await;
-    let (few, many): (Vec<String>, Vec<String>) = {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT customer_id, COUNT(*) FROM holdings GROUP BY customer_id ORDER BY 2",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-        let few = rows.iter().take(3).map(|(id, _)| id.clone()).collect();
-        let many = rows
-            .iter()
-            .rev()
-            .take(3)
-            .map(|(id, _)| id.clone())
-            .collect();
-        (few, many)
-    };
     let counter = Arc::new(AtomicUsize::new(0));
     // Global: sqlx runs SQLite statements on its own worker thread. This file
     // holds this one test so that nothing else runs statements meanwhile.
     let subscriber = tracing_subscriber::registry().with(StatementCounter(counter.clone()));
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    for customer in few.iter().chain(&many) {
-        let before = counter.load(Ordering::SeqCst);
-        let portfolio = load_portfolio(store.pool(), customer)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            counter.load(Ordering::SeqCst) - before,
-            1,
-            "{customer} with {} holdings",
-            portfolio.assets.len()
-        );
+    let directory = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create().await;
+    for location in [
+        Location::Sqlite(directory.path().join("datasvc.sqlite")),
+        Location::Postgres(database.url().to_string()),
+    ] {
+        let store = open(&location).await;
+        let rows: Vec<(String, i64)> = on_pool!(store.pool(), pool => {
+            sqlx::query_as("SELECT customer_id, COUNT(*) FROM holdings GROUP BY customer_id ORDER BY 2, 1")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        });
+        let few = rows.iter().take(3).map(|(id, _)| id.clone());
+        let many = rows.iter().rev().take(3).map(|(id, _)| id.clone());
+        for customer in few.chain(many) {
+            let before = counter.load(Ordering::SeqCst);
+            let portfolio = load_portfolio(store.pool(), &customer)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                counter.load(Ordering::SeqCst) - before,
+                1,
+                "{customer} with {} holdings on {location}",
+                portfolio.assets.len()
+            );
+        }
+        store.close().await;
     }
 }

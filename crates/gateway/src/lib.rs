@@ -8,9 +8,11 @@ mod submit;
 
 use std::sync::Arc;
 
+use api::server::Shutdown;
 use axum::Router;
 use axum::routing::{get, post};
 use jobstore::JobStore;
+use tokio::net::TcpListener;
 
 pub use auth::owner_of;
 
@@ -40,7 +42,11 @@ impl<S: JobStore> Gateway<S> {
                 post(submit::generate_projection::<S>),
             )
             .route("/job_status/{job_id}", get(status::job_status::<S>))
-            .route("/health", get(|| async { "ok" }))
             .with_state(Arc::new(self))
+    }
+
+    /// Serves on `listener` until `shutdown` stops it.
+    pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> std::io::Result<()> {
+        api::server::serve(listener, self.router(), shutdown).await
     }
 }

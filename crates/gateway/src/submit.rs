@@ -9,12 +9,14 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobstore::{JobStore, NewJob};
+use jobstore::{Conflict, JobStore, NewJob};
 
 use crate::auth::authenticate;
 use crate::{Gateway, MAX_ATTEMPTS, MAX_BODY_BYTES};
 
 const MAX_ID_LENGTH: usize = 128;
+/// What a client is told to wait while the job store is unreachable.
+const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub async fn generate_projection<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
@@ -126,16 +128,27 @@ fn decode_problem(error: DecodeError) -> Problem {
     }
 }
 
+/// The one mapping from a job-store error to an answer: a conflict is the
+/// caller's (422, saying which key and which job), anything else is ours (503).
 pub(crate) fn store_problem(error: jobstore::Error) -> Problem {
     match error {
-        jobstore::Error::Conflict(conflict) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, conflict)
-        }
+        jobstore::Error::Conflict(Conflict::JobId { job_id }) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "job_id {job_id:?} is already used for a different request; use a new job_id to submit another job"
+            ),
+        ),
+        jobstore::Error::Conflict(Conflict::IdempotencyKey { key, job_id }) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "X-Idempotency-Key {key:?} was already used for a different request (job {job_id:?}); use a new key"
+            ),
+        ),
         other => {
             tracing::error!(error = %other, "job store unavailable");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Problem::unavailable(
                 "the job store is unavailable; nothing was recorded, retry shortly",
+                STORE_RETRY_AFTER_SECONDS,
             )
         }
     }

@@ -1,5 +1,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Jobs are spread over this many partitions by customer; nodes own partitions.
+pub const PARTITIONS: u32 = 256;
+
+/// The partition of a customer's jobs: stable across releases and machines.
+pub fn partition_of(customer_id: &str) -> u32 {
+    (xxhash_rust::xxh3::xxh3_64(customer_id.as_bytes()) % u64::from(PARTITIONS)) as u32
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,
@@ -76,6 +84,16 @@ pub struct Submitted {
     pub job: Job,
     /// False when the same request was already recorded (an idempotent replay).
     pub created: bool,
+}
+
+/// The outcome of a cancellation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancellation {
+    /// The job was queued or running and is now cancelled.
+    Cancelled(Job),
+    /// The job had already finished; nothing changed.
+    Finished(Job),
+    NotFound,
 }
 
 /// A job held under a lease. `lease_token` fences every write of the attempt.

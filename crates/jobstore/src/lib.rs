@@ -1,34 +1,98 @@
 //! Durable jobs: submission with idempotency, claims under a lease renewed by
-//! heartbeat, results fenced by the lease, and a reaper that returns the jobs of
-//! dead workers to the queue or, after the last attempt, fails them with the reason.
+//! heartbeat, results fenced by the lease, a reaper that returns the jobs of dead
+//! workers to the queue or, after the last attempt, fails them with the reason,
+//! and a registry of the live worker nodes that partitions are placed on.
 //!
-//! [`JobStore`] is the contract; [`SqliteJobStore`] implements it on one machine.
+//! [`JobStore`] is the contract. [`SqliteJobStore`] keeps it on one machine,
+//! [`PostgresJobStore`] for a cluster; [`AnyJobStore`] is whichever a URL names.
+//! Both run the one conformance suite in `tests/conformance.rs`.
 
+mod any;
+mod clock;
 mod job;
+mod postgres;
+mod rows;
 mod sqlite;
 mod writer;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use job::{Claimed, Job, JobStatus, NewJob, Submitted, now_millis};
+pub use any::{AnyJobStore, StoreOptions};
+pub use clock::Clock;
+pub use job::{
+    Cancellation, Claimed, Job, JobStatus, NewJob, PARTITIONS, Submitted, now_millis, partition_of,
+};
+pub use postgres::PostgresJobStore;
 pub use sqlite::SqliteJobStore;
+
+/// The job store's identity and migrations, for `projector migrate` and the schema check.
+pub static STORE: database::Store = database::Store {
+    name: "job store",
+    postgres_schema: "jobstore",
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Why a submission was refused: the id or key already names another request.
+/// The words for people are the HTTP layer's; this says which key and which job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// `job_id` is taken by a different request.
+    JobId { job_id: String },
+    /// The idempotency key was used for a different request, by job `job_id`.
+    IdempotencyKey { key: String, job_id: String },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The job id or idempotency key is already used for a different request.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("job store database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("job store could not commit the submission, retry it: {0}")]
+    #[error("the submission conflicts with an earlier one: {0:?}")]
+    Conflict(Conflict),
+    /// The database did not answer or failed: worth retrying later.
+    #[error("job store unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// A group of writes was rolled back: nothing of it happened.
+    #[error("job store could not commit the write, retry it: {0}")]
     Commit(String),
+    #[error(transparent)]
+    Schema(#[from] database::Error),
+    /// `register_node` found the node id held by a live node.
     #[error(
-        "job store schema cannot be brought up to date (is this release older than the database?): {0}"
+        "worker node id {node_id:?} is already live (its last heartbeat was {seconds_ago:.1} s ago); give this node another --node-id, or stop the other one and wait {wait_seconds:.0} s"
     )]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    NodeIdLive {
+        node_id: String,
+        seconds_ago: f64,
+        wait_seconds: f64,
+    },
     #[error("job store is shutting down")]
     Closed,
+}
+
+impl Error {
+    /// How the HTTP layer answers: only a conflict is the caller's doing.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NodeIdLive { .. } => ErrorKind::Refused,
+            Error::Unavailable(_) | Error::Commit(_) | Error::Closed => ErrorKind::Unavailable,
+            Error::Schema(_) => ErrorKind::Misconfigured,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request collides with an earlier one (4xx).
+    Conflict,
+    /// Refused for a reason the caller can change.
+    Refused,
+    /// Try again shortly (503 with `Retry-After`).
+    Unavailable,
+    /// The deployment needs an operator (a schema to migrate).
+    Misconfigured,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -45,6 +109,21 @@ pub enum Failure {
     Permanent { reason: String },
 }
 
+/// What a node asks for when it claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest<'a> {
+    /// Names the node (or actor) in the lease.
+    pub worker: &'a str,
+    /// Jobs wanted: the node's free actors.
+    pub limit: u32,
+    pub lease: Duration,
+    /// Partitions this node owns: their jobs come first.
+    pub partitions: &'a [u32],
+    /// Jobs of other partitions that have waited this long may be taken too, so
+    /// that no job waits on a busy or dead owner.
+    pub steal_after: Duration,
+}
+
 /// The job store's contract, kept by every backend.
 pub trait JobStore: Send + Sync + 'static {
     /// Records a job durably, or returns the job already recorded under the same id
@@ -53,15 +132,13 @@ pub trait JobStore: Send + Sync + 'static {
 
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
 
-    /// Claims up to `limit` queued jobs for `worker`, each under a new lease.
-    fn claim(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease: Duration,
-    ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+    /// Claims up to `request.limit` queued jobs, each under a new lease, in one statement
+    /// per kind (owned partitions first, then jobs waiting to be stolen).
+    fn claim(&self, request: ClaimRequest<'_>)
+    -> impl Future<Output = Result<Vec<Claimed>>> + Send;
 
-    /// Renews a lease and records progress; false when the lease is no longer held.
+    /// Renews a lease and records progress; false when the lease is no longer held
+    /// (reclaimed, or the job was cancelled).
     fn heartbeat(
         &self,
         claim: &Claimed,
@@ -69,7 +146,7 @@ pub trait JobStore: Send + Sync + 'static {
         lease: Duration,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Stores the result; false (and nothing stored) when the lease is no longer held.
+    /// Stores the result; false (and nothing stored) when another attempt owns the job.
     fn complete(
         &self,
         claim: &Claimed,
@@ -79,6 +156,41 @@ pub trait JobStore: Send + Sync + 'static {
     /// Ends an attempt in failure; false when the lease is no longer held.
     fn fail(&self, claim: &Claimed, failure: Failure) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Gives a job back to the queue at once, the attempt not counted: a node that
+    /// stops does not make the job wait for its lease to run out.
+    fn release(&self, claim: &Claimed) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Cancels a job that has not finished; a running attempt sees its lease gone
+    /// at its next heartbeat.
+    fn cancel(&self, id: &str) -> impl Future<Output = Result<Cancellation>> + Send;
+
     /// Returns the jobs whose lease expired to the queue, or fails those out of attempts.
     fn reap_expired_leases(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Deletes up to `batch` jobs that finished more than `age` ago.
+    fn prune_finished(&self, age: Duration, batch: u32)
+    -> impl Future<Output = Result<u64>> + Send;
+
+    /// Registers a worker node; refused while another node holds the id and is live.
+    fn register_node(
+        &self,
+        node_id: &str,
+        liveness: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Renews a node's registration and returns the ids of every live node, sorted.
+    fn node_heartbeat(
+        &self,
+        node_id: &str,
+        liveness: Duration,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Removes a node that stops cleanly, so its partitions move at once.
+    fn deregister_node(&self, node_id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Resolves when jobs may have become claimable (a hint: callers still poll).
+    fn jobs_signal(&self) -> &tokio::sync::Notify;
+
+    /// Waits for pending writes and closes the store.
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -4,21 +4,25 @@
 //! concurrent writes share one `fsync`. Reads use a pool of their own.
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use database::SchemaPolicy;
+use sqlx::SqliteConnection;
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::clock::{Clock, millis};
+use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
+use crate::rows::{
+    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live, replay_or_conflict,
 };
-use sqlx::{FromRow, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
-
 use crate::writer::{OpFuture, Write, group_commit, operation};
+use crate::{ClaimRequest, Error, Failure, JobStore, Result, STORE};
 
-use crate::job::{Claimed, Job, JobStatus, NewJob, Submitted, now_millis};
-use crate::{Error, Failure, JobStore, Result};
+type SqliteQuery =
+    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Writes waiting for the writer before senders wait too.
 const WRITE_QUEUE: usize = 2048;
 
@@ -29,23 +33,21 @@ pub struct SqliteJobStore {
     /// The writer's own connection, durable at every commit.
     writer_pool: SqlitePool,
     writes: mpsc::Sender<Write>,
+    clock: Clock,
+    jobs_signal: Arc<Notify>,
 }
 
 impl SqliteJobStore {
-    /// Opens (creating when missing) the store at `path` and brings its schema up
-    /// to date; refuses a database whose schema is newer than this release.
-    pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
+    /// Opens (creating when missing) the store at `path`; `policy` says whether a
+    /// schema that is behind is migrated or refused. A newer schema is refused.
+    pub async fn open(path: &Path, policy: SchemaPolicy, clock: Clock) -> Result<Self> {
+        let options = database::sqlite_options(path);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let location = format!("sqlite://{}", path.display());
+        database::prepare_sqlite(&pool, &STORE, &location, policy).await?;
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -56,45 +58,62 @@ impl SqliteJobStore {
             pool,
             writer_pool,
             writes,
+            clock,
+            jobs_signal: Arc::default(),
         })
-    }
-
-    /// Waits for pending writes and closes the database.
-    pub async fn close(&self) {
-        self.writer_pool.close().await;
-        self.pool.close().await;
     }
 
     /// Runs `write` in the writer's next group and returns its outcome once committed.
     async fn write<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c, T> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection, i64) -> OpFuture<'c, T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let clock = self.clock.clone();
         self.writes
-            .send(operation(write, reply))
+            .send(operation(
+                move |connection: &mut SqliteConnection| write(connection, clock.now()),
+                reply,
+            ))
             .await
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs a fenced update of one attempt: true when the lease was still held.
+    async fn update_attempt<B>(&self, claim: &Claimed, sql: &'static str, bind: B) -> Result<bool>
+    where
+        B: FnOnce(SqliteQuery, i64) -> SqliteQuery + Send + 'static,
+    {
+        let (id, token) = (claim.job.id.clone(), claim.lease_token);
+        self.write(move |connection, now| {
+            Box::pin(async move {
+                let query = bind(sqlx::query(sql).bind(id).bind(token), now);
+                let updated = query.execute(&mut *connection).await?;
+                Ok(updated.rows_affected() == 1)
+            })
+        })
+        .await
     }
 }
 
 async fn insert_or_match(
     connection: &mut SqliteConnection,
     job: &NewJob,
-) -> std::result::Result<Result<Submitted>, sqlx::Error> {
+    now: i64,
+) -> sqlx::Result<Result<Submitted>> {
     // The common case first: one statement for a new job.
-    let now = now_millis();
     let inserted: Option<JobRow> = sqlx::query_as(
-        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, status, max_attempts, created_at, available_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7) ON CONFLICT DO NOTHING RETURNING *",
+        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status, max_attempts, created_at, available_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $8) ON CONFLICT DO NOTHING RETURNING *",
     )
     .bind(&job.id)
     .bind(&job.owner)
     .bind(&job.idempotency_key)
     .bind(&job.request)
     .bind(&job.customer_id)
+    .bind(i64::from(partition_of(&job.customer_id)))
     .bind(i64::from(job.max_attempts))
     .bind(now)
     .fetch_optional(&mut *connection)
@@ -105,233 +124,178 @@ async fn insert_or_match(
             created: true,
         }));
     }
-    // The id or the idempotency key is taken: the same request is a replay.
     let existing: JobRow = sqlx::query_as(
-        "SELECT * FROM jobs WHERE id = ?1 OR (owner = ?2 AND idempotency_key = ?3) LIMIT 1",
+        "SELECT * FROM jobs WHERE id = $1 OR (owner = $2 AND idempotency_key = $3) LIMIT 1",
     )
     .bind(&job.id)
     .bind(&job.owner)
     .bind(&job.idempotency_key)
     .fetch_one(&mut *connection)
     .await?;
-    let existing = Job::from(existing);
-    if existing.owner == job.owner && existing.request == job.request {
-        return Ok(Ok(Submitted {
-            job: existing,
-            created: false,
-        }));
-    }
-    let conflict = if existing.id == job.id {
-        format!(
-            "job_id {:?} is already used for a different request; use a new job_id to submit another job",
-            job.id
-        )
-    } else {
-        format!(
-            "X-Idempotency-Key {:?} was already used for a different request (job {:?}); use a new key",
-            job.idempotency_key.as_deref().unwrap_or_default(),
-            existing.id
-        )
-    };
-    Ok(Err(Error::Conflict(conflict)))
-}
-
-#[derive(FromRow)]
-struct JobRow {
-    id: String,
-    owner: String,
-    idempotency_key: Option<String>,
-    request: String,
-    customer_id: String,
-    status: String,
-    attempts: i64,
-    max_attempts: i64,
-    lease_token: i64,
-    progress: f64,
-    result: Option<String>,
-    error: Option<String>,
-    created_at: i64,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-}
-
-impl From<JobRow> for Job {
-    fn from(row: JobRow) -> Self {
-        Job {
-            id: row.id,
-            owner: row.owner,
-            idempotency_key: row.idempotency_key,
-            request: row.request,
-            customer_id: row.customer_id,
-            // The CHECK constraint admits only the known statuses.
-            status: JobStatus::parse(&row.status).unwrap_or(JobStatus::Failed),
-            attempts: row.attempts as u32,
-            max_attempts: row.max_attempts as u32,
-            progress: row.progress,
-            result: row.result,
-            error: row.error,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-        }
-    }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+    Ok(replay_or_conflict(existing.into(), job))
 }
 
 /// Ends the attempts of dead workers: back to the queue while attempts remain,
 /// failed with the reason otherwise.
 const REAP: &str = "UPDATE jobs SET
     status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-    error = CASE WHEN attempts < max_attempts THEN ?1
-                 ELSE 'gave up after ' || attempts || ' attempts: ' || ?1 END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?2 END,
-    available_at = ?3,
+    error = CASE WHEN attempts < max_attempts THEN $1
+                 ELSE 'gave up after ' || attempts || ' attempts: ' || $1 END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE $2 END,
+    available_at = $2,
     lease_owner = NULL,
     lease_expires_at = NULL
-    WHERE status = 'processing' AND lease_expires_at < ?2";
+    WHERE status = 'processing' AND lease_expires_at < $2";
+
+const CLAIM: &str = "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), progress = 0
+     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= $4
+                    AND ($5 OR partition_id IN (SELECT value FROM json_each($6)))
+                  ORDER BY available_at, id LIMIT $7)
+     RETURNING *";
 
 impl JobStore for SqliteJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
-        self.write(move |connection| {
-            Box::pin(async move { insert_or_match(connection, &job).await })
-        })
-        .await?
+        let submitted = self
+            .write(move |connection, now| {
+                Box::pin(async move { insert_or_match(connection, &job, now).await })
+            })
+            .await??;
+        if submitted.created {
+            self.jobs_signal.notify_waiters();
+        }
+        Ok(submitted)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = ?1")
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(Job::from))
     }
 
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Claimed>> {
-        let worker = worker.to_string();
-        self.write(move |connection| {
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        let worker = request.worker.to_string();
+        let owned = format!("{:?}", request.partitions);
+        let (limit, lease, steal_after) = (request.limit, request.lease, request.steal_after);
+        self.write(move |connection, now| {
             Box::pin(async move {
-                let now = now_millis();
-                let rows: Vec<JobRow> = sqlx::query_as(
-                    "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
-                         lease_owner = ?1, lease_expires_at = ?2, started_at = COALESCE(started_at, ?3), progress = 0
-                     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= ?3
-                                  ORDER BY created_at, id LIMIT ?4)
-                     RETURNING *",
-                )
-                .bind(&worker)
-                .bind(now + millis(lease))
-                .bind(now)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *connection)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|row| {
-                        let lease_token = row.lease_token;
-                        Claimed {
-                            job: row.into(),
-                            lease_token,
-                        }
-                    })
-                    .collect())
+                let mut claimed = Vec::new();
+                // Owned partitions first; then jobs that have waited for another owner.
+                for (any_partition, ready_by) in [(false, now), (true, now - millis(steal_after))] {
+                    let wanted = i64::from(limit) - claimed.len() as i64;
+                    if wanted <= 0 {
+                        break;
+                    }
+                    let rows: Vec<JobRow> = sqlx::query_as(CLAIM)
+                        .bind(&worker)
+                        .bind(now + millis(lease))
+                        .bind(now)
+                        .bind(ready_by)
+                        .bind(any_partition)
+                        .bind(&owned)
+                        .bind(wanted)
+                        .fetch_all(&mut *connection)
+                        .await?;
+                    claimed.extend(rows.into_iter().map(JobRow::into_claimed));
+                }
+                Ok(claimed)
             })
         })
         .await
     }
 
     async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
-        let (id, token) = (claim.job.id.clone(), claim.lease_token);
-        self.write(move |connection| {
-            Box::pin(async move {
-                let updated = sqlx::query(
-                    "UPDATE jobs SET lease_expires_at = ?1, progress = ?2
-                     WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
-                )
-                .bind(now_millis() + millis(lease))
-                .bind(progress.clamp(0.0, 1.0))
-                .bind(&id)
-                .bind(token)
-                .execute(&mut *connection)
-                .await?;
-                Ok(updated.rows_affected() == 1)
-            })
-        })
+        let progress = progress.clamp(0.0, 1.0);
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET lease_expires_at = $3, progress = $4
+             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+            move |query, now| query.bind(now + millis(lease)).bind(progress),
+        )
         .await
     }
 
     async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
-        let (id, token, result) = (
-            claim.job.id.clone(),
-            claim.lease_token,
-            result_json.to_string(),
-        );
-        self.write(move |connection| {
-            Box::pin(async move {
-                let updated = sqlx::query(
-                    "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, progress = 1, finished_at = ?2,
-                         lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ?3 AND lease_token = ?4 AND status = 'processing'",
-                )
-                .bind(&result)
-                .bind(now_millis())
-                .bind(&id)
-                .bind(token)
-                .execute(&mut *connection)
-                .await?;
-                Ok(updated.rows_affected() == 1)
-            })
-        })
+        let result = result_json.to_string();
+        // A job reaped while its store was unreachable, and not claimed since (the
+        // token is unchanged), still takes the result of the attempt that ran.
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET status = 'completed', result = $3, error = NULL, progress = 1, finished_at = $4,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND lease_token = $2 AND status IN ('processing', 'queued')",
+            move |query, now| query.bind(result).bind(now),
+        )
         .await
     }
 
     async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
-        let now = now_millis();
-        let out_of_attempts = claim.job.attempts >= claim.job.max_attempts;
-        let (status, error, available_at, finished_at) = match failure {
-            Failure::Retryable {
-                reason,
-                retry_after,
-            } if !out_of_attempts => (JobStatus::Queued, reason, now + millis(retry_after), None),
-            Failure::Retryable { reason, .. } => (
-                JobStatus::Failed,
-                format!("gave up after {} attempts: {reason}", claim.job.attempts),
-                now,
-                Some(now),
-            ),
-            Failure::Permanent { reason } => (JobStatus::Failed, reason, now, Some(now)),
-        };
-        let (id, token) = (claim.job.id.clone(), claim.lease_token);
-        self.write(move |connection| {
+        let failed = failed_attempt(claim, failure);
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET status = $3, error = $4, available_at = $5 + $6,
+                 finished_at = CASE WHEN $7 THEN $5 END, lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+            move |query, now| {
+                query
+                    .bind(failed.status.as_str())
+                    .bind(failed.error)
+                    .bind(now)
+                    .bind(failed.retry_delay_millis)
+                    .bind(failed.finished)
+            },
+        )
+        .await
+    }
+
+    async fn release(&self, claim: &Claimed) -> Result<bool> {
+        let released = self
+            .update_attempt(
+                claim,
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, available_at = $3,
+                     progress = 0, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+                |query, now| query.bind(now),
+            )
+            .await?;
+        if released {
+            self.jobs_signal.notify_waiters();
+        }
+        Ok(released)
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Cancellation> {
+        let id = id.to_string();
+        self.write(move |connection, now| {
             Box::pin(async move {
-                let updated = sqlx::query(
-                    "UPDATE jobs SET status = ?1, error = ?2, available_at = ?3, finished_at = ?4,
-                         lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = ?5 AND lease_token = ?6 AND status = 'processing'",
+                let cancelled: Option<JobRow> = sqlx::query_as(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = $2, lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *",
                 )
-                .bind(status.as_str())
-                .bind(&error)
-                .bind(available_at)
-                .bind(finished_at)
                 .bind(&id)
-                .bind(token)
-                .execute(&mut *connection)
+                .bind(now)
+                .fetch_optional(&mut *connection)
                 .await?;
-                Ok(updated.rows_affected() == 1)
+                if let Some(row) = cancelled {
+                    return Ok(Cancellation::Cancelled(row.into()));
+                }
+                let existing: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                Ok(existing.map_or(Cancellation::NotFound, |row| Cancellation::Finished(row.into())))
             })
         })
         .await
     }
 
     async fn reap_expired_leases(&self) -> Result<u64> {
-        self.write(|connection| {
+        self.write(|connection, now| {
             Box::pin(async move {
-                let now = now_millis();
                 let updated = sqlx::query(REAP)
-                    .bind("the worker stopped renewing its lease (it crashed or was cut off)")
-                    .bind(now)
+                    .bind(REAPED)
                     .bind(now)
                     .execute(&mut *connection)
                     .await?;
@@ -339,5 +303,106 @@ impl JobStore for SqliteJobStore {
             })
         })
         .await
+    }
+
+    async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64> {
+        let mut pruned = 0;
+        while pruned < u64::from(batch) {
+            let wanted = (u64::from(batch) - pruned).min(u64::from(PRUNE_STATEMENT_LIMIT));
+            let deleted = self
+                .write(move |connection, now| {
+                    Box::pin(async move {
+                        let deleted = sqlx::query(
+                            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                                 WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)",
+                        )
+                        .bind(now - millis(age))
+                        .bind(wanted as i64)
+                        .execute(&mut *connection)
+                        .await?;
+                        Ok(deleted.rows_affected())
+                    })
+                })
+                .await?;
+            pruned += deleted;
+            if deleted < wanted {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+
+    async fn register_node(&self, node_id: &str, liveness: Duration) -> Result<()> {
+        let node_id = node_id.to_string();
+        self.write(move |connection, now| {
+            Box::pin(async move {
+                let registered = sqlx::query(
+                    "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+                     ON CONFLICT (id) DO UPDATE SET started_at = $2, heartbeat_at = $2
+                     WHERE nodes.heartbeat_at < $3",
+                )
+                .bind(&node_id)
+                .bind(now)
+                .bind(now - millis(liveness))
+                .execute(&mut *connection)
+                .await?;
+                if registered.rows_affected() == 1 {
+                    return Ok(Ok(()));
+                }
+                let (heartbeat_at,): (i64,) =
+                    sqlx::query_as("SELECT heartbeat_at FROM nodes WHERE id = $1")
+                        .bind(&node_id)
+                        .fetch_one(&mut *connection)
+                        .await?;
+                Ok(Err(node_id_live(&node_id, now, heartbeat_at, liveness)))
+            })
+        })
+        .await?
+    }
+
+    async fn node_heartbeat(&self, node_id: &str, liveness: Duration) -> Result<Vec<String>> {
+        let node_id = node_id.to_string();
+        self.write(move |connection, now| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2",
+                )
+                .bind(&node_id)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+                let live: Vec<(String,)> =
+                    sqlx::query_as("SELECT id FROM nodes WHERE heartbeat_at >= $1 ORDER BY id")
+                        .bind(now - millis(liveness))
+                        .fetch_all(&mut *connection)
+                        .await?;
+                Ok(live.into_iter().map(|(id,)| id).collect())
+            })
+        })
+        .await
+    }
+
+    async fn deregister_node(&self, node_id: &str) -> Result<()> {
+        let node_id = node_id.to_string();
+        self.write(move |connection, _| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM nodes WHERE id = $1")
+                    .bind(&node_id)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    fn jobs_signal(&self) -> &Notify {
+        &self.jobs_signal
+    }
+
+    async fn close(&self) {
+        self.writer_pool.close().await;
+        self.pool.close().await;
     }
 }

@@ -18,7 +18,6 @@ pub fn router(store: ReportStore) -> Router {
     Router::new()
         .route("/reports", get(list).post(create))
         .route("/reports/{id}", get(show))
-        .route("/health", get(|| async { "ok" }))
         .with_state(store)
 }
 

@@ -12,14 +12,39 @@ pub use dispatch::{Dispatcher, GatewayClient};
 pub use http::router;
 pub use store::ReportStore;
 
+/// Serves the orchestrator on `listener` and dispatches reports to the gateway,
+/// until `shutdown`: dispatch ends when draining starts, HTTP when it stops.
+pub async fn run(
+    config: DispatchConfig,
+    store: ReportStore,
+    listener: tokio::net::TcpListener,
+    shutdown: api::server::Shutdown,
+) -> std::io::Result<()> {
+    let dispatcher = Dispatcher::new(store.clone(), config).map_err(|error| {
+        std::io::Error::other(format!("cannot build the gateway client: {error}"))
+    })?;
+    let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
+    let served = api::server::serve(listener, router(store), shutdown).await;
+    let _ = dispatching.await;
+    served
+}
+
+/// The report store's identity and migrations.
+pub static STORE: database::Store = database::Store {
+    name: "report store",
+    postgres_schema: "reports",
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("orchestrator database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(
-        "orchestrator schema cannot be brought up to date (is this release older than the database?): {0}"
-    )]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("report store failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    Database(#[from] database::Error),
 }
 
 #[derive(Debug, Clone)]

@@ -1,14 +1,10 @@
-//! Reports on SQLite.
+//! Reports and their outbox, on SQLite or PostgreSQL (the same SQL on both).
 
-use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use api::wire::{ProjectionParameters, ProjectionResult, Report};
+use database::{Location, Pool, SchemaPolicy, on_pool};
 use sqlx::FromRow;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -16,7 +12,7 @@ use crate::Error;
 
 #[derive(Clone)]
 pub struct ReportStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 #[derive(FromRow)]
@@ -59,18 +55,12 @@ pub(crate) fn now_millis() -> i64 {
 }
 
 impl ReportStore {
-    pub async fn open(path: &Path) -> Result<Self, Error> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    pub async fn open(
+        location: &Location,
+        policy: SchemaPolicy,
+        max_connections: u32,
+    ) -> Result<Self, Error> {
+        let pool = Pool::open(location, &crate::STORE, policy, max_connections).await?;
         Ok(ReportStore { pool })
     }
 
@@ -83,65 +73,77 @@ impl ReportStore {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         let parameters = serde_json::to_string(parameters).expect("wire messages serialise");
-        let row: ReportRow = sqlx::query_as(
-            "INSERT INTO reports (id, status, parameters, created_at, next_attempt_at)
-             VALUES (?1, 'pending', ?2, ?3, ?3) RETURNING *",
-        )
-        .bind(id)
-        .bind(parameters)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let row: ReportRow = on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "INSERT INTO reports (id, status, parameters, created_at, next_attempt_at)
+                 VALUES ($1, 'pending', $2, $3, $3) RETURNING *",
+            )
+            .bind(&id)
+            .bind(&parameters)
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        });
         Ok(row.to_wire())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Report>, Error> {
-        let row: Option<ReportRow> = sqlx::query_as("SELECT * FROM reports WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<ReportRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as("SELECT * FROM reports WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.map(|row| row.to_wire()))
     }
 
     /// The newest reports first.
     pub async fn list(&self, limit: u32) -> Result<Vec<Report>, Error> {
-        let rows: Vec<ReportRow> =
-            sqlx::query_as("SELECT * FROM reports ORDER BY created_at DESC, id LIMIT ?1")
+        let rows: Vec<ReportRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as("SELECT * FROM reports ORDER BY created_at DESC, id LIMIT $1")
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.iter().map(ReportRow::to_wire).collect())
     }
 
     pub(crate) async fn due_for_dispatch(&self, limit: u32) -> Result<Vec<ReportRow>, Error> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM reports WHERE status = 'pending' AND next_attempt_at <= ?1
-             ORDER BY created_at LIMIT ?2",
-        )
-        .bind(now_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT * FROM reports WHERE status = 'pending' AND next_attempt_at <= $1
+                 ORDER BY created_at LIMIT $2",
+            )
+            .bind(now_millis())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     pub(crate) async fn running(&self, limit: u32) -> Result<Vec<ReportRow>, Error> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM reports WHERE status IN ('dispatched', 'processing') ORDER BY created_at LIMIT ?1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT * FROM reports WHERE status IN ('dispatched', 'processing') ORDER BY created_at LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     pub(crate) async fn mark_dispatched(&self, id: &str, job_id: &str) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE reports SET status = 'dispatched', job_id = ?2, dispatch_attempts = dispatch_attempts + 1
-             WHERE id = ?1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE reports SET status = 'dispatched', job_id = $2, dispatch_attempts = dispatch_attempts + 1
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(job_id)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
         Ok(())
     }
 
@@ -151,15 +153,18 @@ impl ReportStore {
         delay: Duration,
         reason: &str,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE reports SET dispatch_attempts = dispatch_attempts + 1, next_attempt_at = ?2, error = ?3
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(now_millis() + delay.as_millis() as i64)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE reports SET dispatch_attempts = dispatch_attempts + 1, next_attempt_at = $2, error = $3
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now_millis() + delay.as_millis() as i64)
+            .bind(reason)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
         Ok(())
     }
 
@@ -170,13 +175,16 @@ impl ReportStore {
         result: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), Error> {
-        sqlx::query("UPDATE reports SET status = ?2, result = ?3, error = ?4 WHERE id = ?1")
-            .bind(id)
-            .bind(status)
-            .bind(result)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.pool, pool => {
+            sqlx::query("UPDATE reports SET status = $2, result = $3, error = $4 WHERE id = $1")
+                .bind(id)
+                .bind(status)
+                .bind(result)
+                .bind(error)
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
         Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! The outbox with a real gateway and job store on loopback: validation, retries
-//! while the gateway is down, a stable idempotency key, and the result brought back.
+//! while the gateway is down, a stable idempotency key, and the result brought back,
+//! with the reports on SQLite and on PostgreSQL.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use database::testing::TestDatabase;
+use database::{Location, SchemaPolicy};
 use gateway::Gateway;
-use jobstore::{JobStore, SqliteJobStore};
+use jobstore::{AnyJobStore, ClaimRequest, JobStore, StoreOptions};
 use orchestrator::{DispatchConfig, Dispatcher, ReportStore, router};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -40,9 +43,27 @@ async fn wait_for_status(client: &reqwest::Client, base: &str, id: &str, wanted:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dispatches_through_an_outage_and_brings_the_result_back() {
+async fn on_sqlite_dispatches_through_an_outage_and_brings_the_result_back() {
     let directory = tempfile::tempdir().unwrap();
-    let reports = ReportStore::open(&directory.path().join("orchestrator.sqlite"))
+    dispatches_through_an_outage_and_brings_the_result_back(
+        Location::Sqlite(directory.path().join("orchestrator.sqlite")),
+        Location::Sqlite(directory.path().join("jobs.sqlite")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_dispatches_through_an_outage_and_brings_the_result_back() {
+    let database = TestDatabase::create().await;
+    let location = Location::Postgres(database.url().to_string());
+    dispatches_through_an_outage_and_brings_the_result_back(location.clone(), location).await;
+}
+
+async fn dispatches_through_an_outage_and_brings_the_result_back(
+    reports_at: Location,
+    jobs_at: Location,
+) {
+    let reports = ReportStore::open(&reports_at, SchemaPolicy::Apply, 2)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,11 +126,12 @@ async fn dispatches_through_an_outage_and_brings_the_result_back() {
         "{waiting}"
     );
 
-    let jobs = Arc::new(
-        SqliteJobStore::open(&directory.path().join("jobs.sqlite"))
-            .await
-            .unwrap(),
-    );
+    let options = StoreOptions {
+        policy: SchemaPolicy::Apply,
+        max_connections: 2,
+        ..StoreOptions::default()
+    };
+    let jobs = Arc::new(AnyJobStore::open(&jobs_at, options).await.unwrap());
     let gateway_listener = tokio::net::TcpListener::bind(("127.0.0.1", gateway_port))
         .await
         .unwrap();
@@ -131,7 +153,13 @@ async fn dispatches_through_an_outage_and_brings_the_result_back() {
 
     // A worker's part, done through the job store's own contract.
     let claim = jobs
-        .claim("test-worker", 1, Duration::from_secs(30))
+        .claim(ClaimRequest {
+            worker: "test-worker",
+            limit: 1,
+            lease: Duration::from_secs(30),
+            partitions: &[],
+            steal_after: Duration::ZERO,
+        })
         .await
         .unwrap()
         .remove(0);
@@ -178,4 +206,6 @@ async fn dispatches_through_an_outage_and_brings_the_result_back() {
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "Report not found");
     shutdown.cancel();
+    reports.close().await;
+    jobs.close().await;
 }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use api::wire::Report;
 use serde_json::json;
+use worker::WorkerConfig;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
-use crate::up::{default_actors, generate_key};
+use crate::up::generate_key;
 
 const CUSTOMER: &str = "C-000042";
 const HORIZON_YEARS: u32 = 30;
@@ -20,13 +21,13 @@ pub async fn demo() -> Result<()> {
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let cluster = Cluster::start(ClusterConfig {
         data_dir: directory.path().to_path_buf(),
+        database_url: None,
         gateway_addr: any_port,
         datasvc: DataServiceAt::Embedded(any_port),
         orchestrator_addr: any_port,
-        actors: default_actors(),
+        worker: WorkerConfig::default(),
         api_keys: vec![generate_key()],
         cache_ttl: Duration::from_secs(3600),
-        lease: Duration::from_secs(15),
     })
     .await?;
     println!(

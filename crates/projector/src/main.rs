@@ -3,7 +3,10 @@
 mod cluster;
 mod demo;
 mod portfolio;
+mod roles;
+mod signals;
 mod simulate;
+mod stores;
 mod table;
 mod up;
 
@@ -30,8 +33,16 @@ enum Command {
     Up(up::UpArgs),
     /// Start everything on free ports, request one report per risk profile, print them, exit.
     Demo,
+    /// Run a gateway: accepts jobs and answers their status from the job store.
+    Gateway(roles::GatewayArgs),
+    /// Run a worker node: claims jobs of its partitions and runs them.
+    Worker(roles::WorkerArgs),
+    /// Run the orchestrator: reports, dispatched to a gateway over HTTP.
+    Orchestrator(roles::OrchestratorArgs),
     /// Run the data service alone.
-    Datasvc(up::DatasvcArgs),
+    Datasvc(roles::DatasvcArgs),
+    /// Bring a database to this release's schema.
+    Migrate(roles::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,7 +61,11 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Up(args) => serve(args, "info", up::up),
         Command::Demo => serve((), "warn", |()| demo::demo()),
-        Command::Datasvc(args) => serve(args, "info", up::datasvc),
+        Command::Gateway(args) => serve(args, "info", roles::gateway),
+        Command::Worker(args) => serve(args, "info", roles::worker),
+        Command::Orchestrator(args) => serve(args, "info", roles::orchestrator),
+        Command::Datasvc(args) => serve(args, "info", roles::datasvc),
+        Command::Migrate(args) => serve(args, "warn", roles::migrate),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! One actor: claim a job, run it under its lease, store the outcome.
+//! One job on one actor: run it under its lease, with a heartbeat that renews
+//! the lease and reports progress, and store the outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,42 +14,21 @@ use tokio_util::sync::CancellationToken;
 use crate::Node;
 use crate::client::FetchError;
 
-pub async fn actor_loop<S: JobStore>(
-    node: Arc<Node<S>>,
-    actor: usize,
-    shutdown: CancellationToken,
-) {
-    let worker_name = format!("{}/actor-{actor}", node.config.node_id);
-    while !shutdown.is_cancelled() {
-        let claimed = match node.store.claim(&worker_name, 1, node.config.lease).await {
-            Ok(claimed) => claimed,
-            Err(error) => {
-                tracing::error!(%error, worker = %worker_name, "cannot claim jobs; retrying");
-                Vec::new()
-            }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(node.config.idle_poll) => continue,
-            }
-        }
-        for claim in claimed {
-            run_under_lease(&node, claim).await;
-        }
-    }
-}
+/// Wait between attempts to store an outcome while the job store is unreachable.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// Progress and cancellation shared by the engine, the heartbeat and the actor.
-#[derive(Default)]
 struct JobControl {
     progress_bits: AtomicU64,
+    /// The lease is gone: the job was reclaimed or cancelled.
     lease_lost: AtomicBool,
+    /// The node stops: give the job back rather than finish it.
+    abandon: CancellationToken,
 }
 
 impl Observer for JobControl {
     fn is_cancelled(&self) -> bool {
-        self.lease_lost.load(Ordering::Relaxed)
+        self.lease_lost.load(Ordering::Relaxed) || self.abandon.is_cancelled()
     }
 
     fn on_progress(&self, fraction: f64) {
@@ -60,12 +40,22 @@ impl Observer for JobControl {
 enum Outcome {
     Completed(ProjectionResult),
     Failed(Failure),
+    /// The node stops before the job could finish: it goes back to the queue.
+    Abandoned,
 }
 
-async fn run_under_lease<S: JobStore>(node: &Arc<Node<S>>, claim: Claimed) {
+pub async fn run_under_lease<S: JobStore>(
+    node: &Arc<Node<S>>,
+    claim: Claimed,
+    abandon: CancellationToken,
+) {
     let job_id = claim.job.id.clone();
     tracing::info!(%job_id, attempt = claim.job.attempts, customer = %claim.job.customer_id, "job started");
-    let control = Arc::new(JobControl::default());
+    let control = Arc::new(JobControl {
+        progress_bits: AtomicU64::new(0),
+        lease_lost: AtomicBool::new(false),
+        abandon,
+    });
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
         node.clone(),
@@ -73,29 +63,63 @@ async fn run_under_lease<S: JobStore>(node: &Arc<Node<S>>, claim: Claimed) {
         control.clone(),
         heartbeat_stop.clone(),
     ));
-    let outcome = run(node, &claim, control.clone()).await;
+    let outcome = tokio::select! {
+        outcome = run(node, &claim, control.clone()) => outcome,
+        () = control.abandon.cancelled() => Outcome::Abandoned,
+    };
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
-    let stored = match outcome {
-        Outcome::Completed(result) => match serde_json::to_string(&result) {
-            Ok(json) => node.store.complete(&claim, &json).await,
-            Err(error) => {
-                let reason = format!("the result could not be encoded: {error}");
-                node.store.fail(&claim, Failure::Permanent { reason }).await
-            }
-        },
-        Outcome::Failed(failure) => {
-            tracing::warn!(%job_id, ?failure, "job attempt failed");
-            node.store.fail(&claim, failure).await
-        }
+    let outcome = match outcome {
+        Outcome::Failed(_) if control.abandon.is_cancelled() => Outcome::Abandoned,
+        outcome => outcome,
     };
+    let stored = store_outcome(node, &claim, outcome, &control.abandon).await;
     match stored {
         Ok(true) => tracing::info!(%job_id, "job attempt recorded"),
         Ok(false) => {
-            tracing::warn!(%job_id, "lease lost before the outcome could be stored; another attempt owns the job")
+            tracing::warn!(%job_id, "lease lost before the outcome could be stored; another attempt owns the job, or it was cancelled")
         }
         Err(error) => {
             tracing::error!(%job_id, %error, "job outcome could not be stored; the lease will expire and the job run again")
+        }
+    }
+}
+
+/// Stores the outcome, retrying while the job store is unreachable: a computed
+/// result is kept until it can be stored, unless the node is stopping.
+async fn store_outcome<S: JobStore>(
+    node: &Node<S>,
+    claim: &Claimed,
+    outcome: Outcome,
+    abandon: &CancellationToken,
+) -> jobstore::Result<bool> {
+    let result_json = match &outcome {
+        Outcome::Completed(result) => match serde_json::to_string(result) {
+            Ok(json) => Some(json),
+            Err(error) => {
+                let reason = format!("the result could not be encoded: {error}");
+                return node.store.fail(claim, Failure::Permanent { reason }).await;
+            }
+        },
+        _ => None,
+    };
+    loop {
+        let stored = match (&outcome, &result_json) {
+            (Outcome::Completed(_), Some(json)) => node.store.complete(claim, json).await,
+            (Outcome::Failed(failure), _) => {
+                tracing::warn!(job_id = %claim.job.id, ?failure, "job attempt failed");
+                node.store.fail(claim, failure.clone()).await
+            }
+            _ => node.store.release(claim).await,
+        };
+        match stored {
+            Err(error)
+                if error.kind() == jobstore::ErrorKind::Unavailable && !abandon.is_cancelled() =>
+            {
+                tracing::warn!(job_id = %claim.job.id, %error, "job store unreachable; keeping the outcome and retrying");
+                tokio::time::sleep(STORE_RETRY).await;
+            }
+            stored => return stored,
         }
     }
 }

@@ -1,29 +1,45 @@
-//! A worker node: actors that claim jobs under a lease, read the customer's
-//! portfolio through the node's LevelDB cache, run the engine on a dedicated
-//! thread pool, and store the result under the lease.
+//! A worker node: registers itself among the live nodes, owns the partitions that
+//! rendezvous hashing gives it, claims as many jobs as it has free actors in one
+//! statement (its own partitions first, others' only once they have waited),
+//! reads each customer's portfolio through the node's LevelDB cache, runs the
+//! engine on a dedicated thread pool, and stores the result under the lease.
 
 mod client;
 mod job;
+mod node;
+mod placement;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cache::PortfolioCache;
-use jobstore::JobStore;
-use tokio_util::sync::CancellationToken;
 
 pub use client::{ClientConfig, DataClient, FetchError};
+pub use node::run;
+pub use placement::owned_partitions;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Names the node in leases and logs.
+    /// Names the node in leases, the node registry and logs; unique among live nodes.
     pub node_id: String,
     /// Jobs run at once on this node.
     pub actors: usize,
+    /// How long a claim holds without a heartbeat; also how long a silent node
+    /// stays in the registry before its partitions move.
     pub lease: Duration,
     pub heartbeat: Duration,
-    /// Wait between claims when the queue is empty.
+    /// Longest wait between claims while idle; a commit wakes the node sooner.
     pub idle_poll: Duration,
+    /// Jobs of partitions this node does not own are taken once they waited this long.
+    pub steal_after: Duration,
+    /// How long running jobs may finish after shutdown begins before they are
+    /// stopped and given back to the queue.
+    pub shutdown_grace: Duration,
+    /// Finished jobs are deleted after this age.
+    pub retention: Duration,
+    /// Take the node id even if its registration still looks live: for a
+    /// deployment that knows it is the only process with this id (`up`, after a crash).
+    pub reclaim_node_id: bool,
 }
 
 impl Default for WorkerConfig {
@@ -33,12 +49,16 @@ impl Default for WorkerConfig {
             actors: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(3),
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(250),
+            steal_after: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            reclaim_node_id: false,
         }
     }
 }
 
-/// Everything an actor needs, shared by the node's actors.
+/// What a node works with, shared by its actors.
 pub struct Node<S> {
     pub config: WorkerConfig,
     pub store: Arc<S>,
@@ -46,37 +66,4 @@ pub struct Node<S> {
     pub client: DataClient,
     /// The engine's threads: heavy computation never runs on the async runtime.
     pub engine_pool: Arc<rayon::ThreadPool>,
-}
-
-impl<S: JobStore> Node<S> {
-    /// Runs the actors and the lease reaper until `shutdown`; a running job is
-    /// finished (or its lease released by the reaper) before this returns.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let node = Arc::new(self);
-        let mut tasks = tokio::task::JoinSet::new();
-        for actor in 0..node.config.actors {
-            tasks.spawn(job::actor_loop(node.clone(), actor, shutdown.clone()));
-        }
-        tasks.spawn(reaper_loop(node.clone(), shutdown.clone()));
-        while tasks.join_next().await.is_some() {}
-    }
-}
-
-/// Returns the jobs of dead workers to the queue. Every node runs one; the
-/// statement is idempotent, so several reapers do no harm.
-async fn reaper_loop<S: JobStore>(node: Arc<Node<S>>, shutdown: CancellationToken) {
-    let period = node.config.lease / 3;
-    loop {
-        match node.store.reap_expired_leases().await {
-            Ok(0) => {}
-            Ok(count) => {
-                tracing::warn!(count, "returned jobs of unresponsive workers to the queue")
-            }
-            Err(error) => tracing::error!(%error, "lease reaper could not reach the job store"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(period) => {}
-        }
-    }
 }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +24,18 @@ pub struct Process {
 
 impl Process {
     fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+        let process = Process::spawn(args, data_dir, log_name, last_line);
+        assert!(
+            !process.urls.is_empty(),
+            "projector printed no URLs; see {log_name} in {}",
+            data_dir.display()
+        );
+        process
+    }
+
+    /// Starts `projector ARGS` and reads its stdout up to the line that starts
+    /// with `last_line`, keeping the `role ... http://...` lines.
+    pub fn spawn(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -48,12 +63,17 @@ impl Process {
                 break;
             }
         }
-        assert!(
-            !urls.is_empty(),
-            "projector printed no URLs; see {log_name} in {}",
-            data_dir.display()
-        );
         Process { child, urls }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit by itself and returns its status.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     pub fn url(&self, role: &str) -> String {

@@ -7,6 +7,12 @@
 //!   accepted job and reads the idle resident memory.
 //! - `locality`: 1,000 jobs over 100 customers through an external data service;
 //!   prints data-service requests per job.
+//! - `cluster`: every role its own process on a fresh PostgreSQL database (on the
+//!   server `PROJECTOR_TEST_DATABASE_URL` names): trivial jobs worked end to end
+//!   through the worker processes, commit-to-claim latency with an idle worker,
+//!   and the idle resident memory of each role process.
+//!
+//! `submit --database-url postgres://…` measures `up` on PostgreSQL instead of SQLite.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use database::testing::TestDatabase;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -40,10 +47,27 @@ enum Mode {
         /// Heavy jobs queued first, so that every core is busy during the measurement.
         #[arg(long, default_value_t = 0)]
         busy_jobs: usize,
+        /// Run `up` on a fresh database on this PostgreSQL server (`postgres` to use
+        /// the test server) instead of SQLite.
+        #[arg(long)]
+        postgres: bool,
     },
     Startup,
     Locality,
+    Cluster {
+        /// Worker processes.
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// Trivial jobs (1 year, 100 paths) submitted before the workers start.
+        #[arg(long, default_value_t = 20_000)]
+        jobs: usize,
+        /// Jobs submitted one at a time to an idle worker, for the claim latency.
+        #[arg(long, default_value_t = 200)]
+        probes: usize,
+    },
 }
+
+mod roles;
 
 const KEY: &str = "load-key";
 
@@ -56,8 +80,18 @@ async fn main() -> Result<()> {
             seconds,
             rate,
             busy_jobs,
+            postgres,
         } => {
-            let cluster = Cluster::start(&args.binary, &[])?;
+            let database = if postgres {
+                Some(TestDatabase::create().await)
+            } else {
+                None
+            };
+            let extra: Vec<&str> = match &database {
+                Some(database) => vec!["--database-url", database.url()],
+                None => Vec::new(),
+            };
+            let cluster = Cluster::start(&args.binary, &extra)?;
             submit_load(
                 &cluster.gateway,
                 clients,
@@ -69,6 +103,11 @@ async fn main() -> Result<()> {
         }
         Mode::Startup => startup(&args.binary).await,
         Mode::Locality => locality(&args.binary).await,
+        Mode::Cluster {
+            workers,
+            jobs,
+            probes,
+        } => roles::measure(&args.binary, workers, jobs, probes).await,
     }
 }
 
@@ -146,6 +185,15 @@ fn read_urls(child: &mut Child) -> Result<Vec<(String, String)>> {
         }
     }
     bail!("projector exited before printing its URLs")
+}
+
+/// The resident memory of a process, from /proc.
+fn resident_kb(pid: u32) -> Result<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+        .context("no VmRSS")
 }
 
 fn job(id: &str, customer: u32, paths: u32, horizon: u32) -> Value {
@@ -248,11 +296,7 @@ async fn startup(binary: &PathBuf) -> Result<()> {
         bail!("the first job was answered {status}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", cluster.child.id()))?
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
-        .context("no VmRSS")?;
+    let rss_kb = resident_kb(cluster.child.id())?;
     println!(
         "cold start to first accepted job: {:.0} ms; resident memory when idle: {:.1} MB",
         first_job.as_secs_f64() * 1000.0,

@@ -1,0 +1,119 @@
+//! The job store a URL names: SQLite on one machine, PostgreSQL for a cluster.
+
+use std::time::Duration;
+
+use database::{Location, SchemaPolicy};
+use tokio::sync::Notify;
+
+use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
+use crate::{ClaimRequest, Clock, Failure, JobStore, PostgresJobStore, Result, SqliteJobStore};
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub policy: SchemaPolicy,
+    pub clock: Clock,
+    /// Connections to PostgreSQL (SQLite has one writer and a few readers).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            policy: SchemaPolicy::Require,
+            clock: Clock::system(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub enum AnyJobStore {
+    Sqlite(SqliteJobStore),
+    Postgres(PostgresJobStore),
+}
+
+impl AnyJobStore {
+    pub async fn open(location: &Location, options: StoreOptions) -> Result<Self> {
+        Ok(match location {
+            Location::Sqlite(path) => AnyJobStore::Sqlite(
+                SqliteJobStore::open(path, options.policy, options.clock).await?,
+            ),
+            Location::Postgres(url) => AnyJobStore::Postgres(
+                PostgresJobStore::open(url, options.policy, options.clock, options.max_connections)
+                    .await?,
+            ),
+        })
+    }
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyJobStore::Sqlite($store) => $call,
+            AnyJobStore::Postgres($store) => $call,
+        }
+    };
+}
+
+impl JobStore for AnyJobStore {
+    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+        delegate!(self, store => store.submit(job).await)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>> {
+        delegate!(self, store => store.get(id).await)
+    }
+
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        delegate!(self, store => store.claim(request).await)
+    }
+
+    async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
+        delegate!(self, store => store.heartbeat(claim, progress, lease).await)
+    }
+
+    async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
+        delegate!(self, store => store.complete(claim, result_json).await)
+    }
+
+    async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
+        delegate!(self, store => store.fail(claim, failure).await)
+    }
+
+    async fn release(&self, claim: &Claimed) -> Result<bool> {
+        delegate!(self, store => store.release(claim).await)
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Cancellation> {
+        delegate!(self, store => store.cancel(id).await)
+    }
+
+    async fn reap_expired_leases(&self) -> Result<u64> {
+        delegate!(self, store => store.reap_expired_leases().await)
+    }
+
+    async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64> {
+        delegate!(self, store => store.prune_finished(age, batch).await)
+    }
+
+    async fn register_node(&self, node_id: &str, liveness: Duration) -> Result<()> {
+        delegate!(self, store => store.register_node(node_id, liveness).await)
+    }
+
+    async fn node_heartbeat(&self, node_id: &str, liveness: Duration) -> Result<Vec<String>> {
+        delegate!(self, store => store.node_heartbeat(node_id, liveness).await)
+    }
+
+    async fn deregister_node(&self, node_id: &str) -> Result<()> {
+        delegate!(self, store => store.deregister_node(node_id).await)
+    }
+
+    fn jobs_signal(&self) -> &Notify {
+        delegate!(self, store => store.jobs_signal())
+    }
+
+    async fn close(&self) {
+        delegate!(self, store => store.close().await)
+    }
+}

@@ -1,0 +1,507 @@
+//! The job store on PostgreSQL, shared by every gateway and worker node of a
+//! cluster. Submissions are group-committed: concurrent requests queue up, and
+//! each group is one transaction with one multi-row insert and one NOTIFY
+//! (NOTIFY serialises commits, so it is sent per group, never per job). Claims
+//! take `FOR UPDATE SKIP LOCKED`, so racing nodes never wait on, or share, a job.
+//! Every time is the database's clock, which all nodes agree on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use database::SchemaPolicy;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::clock::{Clock, millis};
+use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
+use crate::rows::{
+    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, collides, failed_attempt, node_id_live,
+    replay_or_conflict,
+};
+use crate::{ClaimRequest, Error, Failure, JobStore, Result, STORE};
+
+/// The channel that wakes idle nodes when jobs are committed.
+const JOBS_CHANNEL: &str = "projector_jobs";
+/// Largest number of submissions in one transaction.
+const MAX_GROUP: usize = 512;
+/// Submissions waiting for the committer before senders wait too.
+const SUBMISSION_QUEUE: usize = 4096;
+/// Wait before listening again after the notification connection failed.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+type Reply = oneshot::Sender<Result<Submitted>>;
+
+#[derive(Clone)]
+pub struct PostgresJobStore {
+    pool: PgPool,
+    submissions: mpsc::Sender<(NewJob, Reply)>,
+    clock: Clock,
+    jobs_signal: Arc<Notify>,
+    listener: AbortHandle,
+}
+
+impl PostgresJobStore {
+    /// Connects with up to `max_connections` and checks (or, with
+    /// [`SchemaPolicy::Apply`], brings up to date) the schema.
+    pub async fn open(
+        url: &str,
+        policy: SchemaPolicy,
+        clock: Clock,
+        max_connections: u32,
+    ) -> Result<Self> {
+        let pool = database::postgres_pool(url, &STORE, max_connections).await?;
+        let location = database::Location::parse(url)?.to_string();
+        database::prepare_postgres(&pool, &STORE, &location, policy).await?;
+        let (submissions, receiver) = mpsc::channel(SUBMISSION_QUEUE);
+        tokio::spawn(commit_groups(pool.clone(), clock.clone(), receiver));
+        let jobs_signal = Arc::new(Notify::new());
+        let (listening, listening_now) = oneshot::channel();
+        let listener =
+            tokio::spawn(listen(pool.clone(), jobs_signal.clone(), listening)).abort_handle();
+        // Once open returns, no commit goes unnoticed (unless the connection drops).
+        if tokio::time::timeout(database::ACQUIRE_TIMEOUT, listening_now)
+            .await
+            .is_err()
+        {
+            tracing::warn!("not yet listening for job notifications; claims poll meanwhile");
+        }
+        Ok(PostgresJobStore {
+            pool,
+            submissions,
+            clock,
+            jobs_signal,
+            listener,
+        })
+    }
+
+    fn fixed_now(&self) -> Option<i64> {
+        self.clock.fixed()
+    }
+
+    /// Runs a fenced update of one attempt (`$1` id, `$2` token, `$3` time):
+    /// true when the lease was still held.
+    async fn update_attempt<B>(&self, claim: &Claimed, sql: &'static str, bind: B) -> Result<bool>
+    where
+        B: FnOnce(PgQuery) -> PgQuery,
+    {
+        let query = sqlx::query(sql)
+            .bind(claim.job.id.clone())
+            .bind(claim.lease_token)
+            .bind(self.fixed_now());
+        let updated = bind(query).execute(&self.pool).await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit, `$5` its filter).
+    async fn claim_rows<B>(
+        &self,
+        sql: &'static str,
+        request: &ClaimRequest<'_>,
+        wanted: i64,
+        bind_filter: B,
+    ) -> Result<Vec<Claimed>>
+    where
+        B: FnOnce(PgQueryAs) -> PgQueryAs,
+    {
+        let query = sqlx::query_as::<_, JobRow>(sql)
+            .bind(request.worker.to_string())
+            .bind(millis(request.lease))
+            .bind(self.fixed_now())
+            .bind(wanted);
+        let rows = bind_filter(query).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(JobRow::into_claimed).collect())
+    }
+}
+
+type PgQueryAs = sqlx::query::QueryAs<'static, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>;
+type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Commits queued submissions in groups until every sender is gone.
+async fn commit_groups(pool: PgPool, clock: Clock, mut receiver: mpsc::Receiver<(NewJob, Reply)>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let jobs: Vec<&NewJob> = group.iter().map(|(job, _)| job).collect();
+        match insert_group(&pool, clock.fixed(), &jobs).await {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, count = group.len(), "job submissions could not be committed");
+                let reason = error.to_string();
+                for (_, reply) in group.drain(..) {
+                    let _ = reply.send(Err(Error::Commit(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction: a multi-row insert, the rows it collided with, one NOTIFY.
+async fn insert_group(
+    pool: &PgPool,
+    fixed_now: Option<i64>,
+    jobs: &[&NewJob],
+) -> sqlx::Result<Vec<Result<Submitted>>> {
+    let mut transaction = pool.begin().await?;
+    let inserted: Vec<JobRow> = sqlx::query_as(
+        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
+                           max_attempts, created_at, available_at)
+         SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
+                max_attempts, clock_ms($8), clock_ms($8)
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+              AS submitted (id, owner, idempotency_key, request, customer_id, partition_id, max_attempts)
+         ON CONFLICT DO NOTHING
+         RETURNING *",
+    )
+    .bind(jobs.iter().map(|job| job.id.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.owner.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.idempotency_key.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.request.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.customer_id.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| i64::from(partition_of(&job.customer_id))).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| i64::from(job.max_attempts)).collect::<Vec<_>>())
+    .bind(fixed_now)
+    .fetch_all(&mut *transaction)
+    .await?;
+    let mut inserted: Vec<Option<Job>> = inserted.into_iter().map(|row| Some(row.into())).collect();
+    let mut outcomes: Vec<Option<Result<Submitted>>> = jobs
+        .iter()
+        .map(|job| {
+            // Two identical submissions in one group: the first is the insert.
+            let slot = inserted.iter_mut().find(|row| {
+                row.as_ref().is_some_and(|row| {
+                    row.id == job.id && row.owner == job.owner && row.request == job.request
+                })
+            })?;
+            slot.take().map(|row| {
+                Ok(Submitted {
+                    job: row,
+                    created: true,
+                })
+            })
+        })
+        .collect();
+    let created = outcomes.iter().any(Option::is_some);
+    let collided: Vec<&NewJob> = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .map(|(job, _)| *job)
+        .collect();
+    if !collided.is_empty() {
+        let existing: Vec<JobRow> = sqlx::query_as(
+            "SELECT * FROM jobs WHERE id = ANY($1)
+                OR (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.owner.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *transaction)
+        .await?;
+        let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
+        for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_some() {
+                continue;
+            }
+            *outcome = existing
+                .iter()
+                .find(|row| collides(row, job))
+                .map(|row| replay_or_conflict(row.clone(), job));
+        }
+    }
+    if created {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| {
+            // A collision always finds the row it collided with in the same transaction.
+            outcome
+                .unwrap_or_else(|| Err(Error::Commit("the submission's collision vanished".into())))
+        })
+        .collect())
+}
+
+/// Wakes idle claimers on every notification, and once after each (re)connect
+/// for whatever was committed while nobody listened.
+async fn listen(pool: PgPool, signal: Arc<Notify>, listening: oneshot::Sender<()>) {
+    let mut listening = Some(listening);
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(JOBS_CHANNEL).await {
+                Ok(()) => loop {
+                    if let Some(listening) = listening.take() {
+                        let _ = listening.send(());
+                    }
+                    signal.notify_waiters();
+                    match listener.try_recv().await {
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "job notifications interrupted; polling until they resume");
+                            break;
+                        }
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "cannot listen for job notifications"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot connect to listen for job notifications"),
+        }
+        tokio::time::sleep(LISTEN_RETRY).await;
+    }
+}
+
+/// One claim statement: pick with `FOR UPDATE SKIP LOCKED`, lease what was picked.
+/// `$1` worker, `$2` lease, `$3` time, `$4` limit, `$5` the filter's value.
+macro_rules! claim_statement {
+    ($filter:literal) => {
+        concat!(
+            "WITH picked AS MATERIALIZED (
+                SELECT id FROM jobs WHERE status = 'queued' AND ",
+            $filter,
+            " ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+            UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+                lease_owner = $1, lease_expires_at = clock_ms($3) + $2,
+                started_at = COALESCE(started_at, clock_ms($3)), progress = 0
+            FROM picked WHERE jobs.id = picked.id
+            RETURNING jobs.*"
+        )
+    };
+}
+
+/// Jobs of the node's own partitions.
+const CLAIM_OWNED: &str =
+    claim_statement!("available_at <= clock_ms($3) AND partition_id = ANY($5)");
+/// Any job that has waited `$5` milliseconds.
+const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $5");
+
+impl JobStore for PostgresJobStore {
+    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+        let (reply, answer) = oneshot::channel();
+        self.submissions
+            .send((job, reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(Job::from))
+    }
+
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        let owned: Vec<i64> = request.partitions.iter().map(|&p| i64::from(p)).collect();
+        let mut claimed = self
+            .claim_rows(CLAIM_OWNED, &request, i64::from(request.limit), |query| {
+                query.bind(owned)
+            })
+            .await?;
+        let wanted = i64::from(request.limit) - claimed.len() as i64;
+        if wanted > 0 {
+            let steal_after = millis(request.steal_after);
+            let stolen = self
+                .claim_rows(CLAIM_WAITING, &request, wanted, |query| {
+                    query.bind(steal_after)
+                })
+                .await?;
+            claimed.extend(stolen);
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET lease_expires_at = clock_ms($3) + $4, progress = $5
+             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+            |query| query.bind(millis(lease)).bind(progress.clamp(0.0, 1.0)),
+        )
+        .await
+    }
+
+    async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
+        // A job reaped while the database was unreachable, and not claimed since
+        // (the token is unchanged), still takes the result of the attempt that ran.
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET status = 'completed', result = $4, error = NULL, progress = 1,
+                 finished_at = clock_ms($3), lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND lease_token = $2 AND status IN ('processing', 'queued')",
+            |query| query.bind(result_json.to_string()),
+        )
+        .await
+    }
+
+    async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
+        let failed = failed_attempt(claim, failure);
+        self.update_attempt(
+            claim,
+            "UPDATE jobs SET status = $4, error = $5, available_at = clock_ms($3) + $6,
+                 finished_at = CASE WHEN $7 THEN clock_ms($3) END,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+            |query| {
+                query
+                    .bind(failed.status.as_str())
+                    .bind(failed.error)
+                    .bind(failed.retry_delay_millis)
+                    .bind(failed.finished)
+            },
+        )
+        .await
+    }
+
+    async fn release(&self, claim: &Claimed) -> Result<bool> {
+        self.update_attempt(
+            claim,
+            "WITH released AS (
+                 UPDATE jobs SET status = 'queued', attempts = attempts - 1, available_at = clock_ms($3),
+                     progress = 0, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND lease_token = $2 AND status = 'processing' RETURNING id)
+             SELECT pg_notify($4, '') FROM released",
+            |query| query.bind(JOBS_CHANNEL),
+        )
+        .await
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Cancellation> {
+        let cancelled: Option<JobRow> = sqlx::query_as(
+            "UPDATE jobs SET status = 'cancelled', finished_at = clock_ms($2),
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *",
+        )
+        .bind(id)
+        .bind(self.fixed_now())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = cancelled {
+            return Ok(Cancellation::Cancelled(row.into()));
+        }
+        Ok(self
+            .get(id)
+            .await?
+            .map_or(Cancellation::NotFound, Cancellation::Finished))
+    }
+
+    async fn reap_expired_leases(&self) -> Result<u64> {
+        // Safe with many nodes reaping at once: a row another reaper has just
+        // changed is re-checked against `status = 'processing'` and skipped.
+        let reaped = sqlx::query(
+            "UPDATE jobs SET
+                 status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                 error = CASE WHEN attempts < max_attempts THEN $1
+                              ELSE 'gave up after ' || attempts || ' attempts: ' || $1 END,
+                 finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE clock_ms($2) END,
+                 available_at = clock_ms($2), lease_owner = NULL, lease_expires_at = NULL
+             WHERE status = 'processing' AND lease_expires_at < clock_ms($2)",
+        )
+        .bind(REAPED)
+        .bind(self.fixed_now())
+        .execute(&self.pool)
+        .await?;
+        Ok(reaped.rows_affected())
+    }
+
+    async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64> {
+        let mut pruned = 0;
+        while pruned < u64::from(batch) {
+            let wanted = (u64::from(batch) - pruned).min(u64::from(PRUNE_STATEMENT_LIMIT));
+            let deleted = sqlx::query(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                     WHERE finished_at < clock_ms($1) - $2 LIMIT $3 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(self.fixed_now())
+            .bind(millis(age))
+            .bind(wanted as i64)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            pruned += deleted;
+            if deleted < wanted {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+
+    async fn register_node(&self, node_id: &str, liveness: Duration) -> Result<()> {
+        let registered = sqlx::query(
+            "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, clock_ms($2), clock_ms($2))
+             ON CONFLICT (id) DO UPDATE SET started_at = clock_ms($2), heartbeat_at = clock_ms($2)
+             WHERE nodes.heartbeat_at < clock_ms($2) - $3",
+        )
+        .bind(node_id)
+        .bind(self.fixed_now())
+        .bind(millis(liveness))
+        .execute(&self.pool)
+        .await?;
+        if registered.rows_affected() == 1 {
+            return Ok(());
+        }
+        let (heartbeat_at, now): (i64, i64) =
+            sqlx::query_as("SELECT heartbeat_at, clock_ms($2) FROM nodes WHERE id = $1")
+                .bind(node_id)
+                .bind(self.fixed_now())
+                .fetch_one(&self.pool)
+                .await?;
+        Err(node_id_live(node_id, now, heartbeat_at, liveness))
+    }
+
+    async fn node_heartbeat(&self, node_id: &str, liveness: Duration) -> Result<Vec<String>> {
+        let live: Vec<(String,)> = sqlx::query_as(
+            "WITH beat AS (
+                 INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, clock_ms($2), clock_ms($2))
+                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_ms($2) RETURNING id)
+             SELECT id FROM nodes WHERE heartbeat_at >= clock_ms($2) - $3
+             UNION SELECT id FROM beat ORDER BY id",
+        )
+        .bind(node_id)
+        .bind(self.fixed_now())
+        .bind(millis(liveness))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(live.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn deregister_node(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn jobs_signal(&self) -> &Notify {
+        &self.jobs_signal
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,142 @@
+//! What both backends share: the row a job is read from, how a resubmission is
+//! judged, and how a failed attempt ends.
+
+use std::time::Duration;
+
+use sqlx::FromRow;
+
+use crate::clock::millis;
+use crate::job::{Claimed, Job, JobStatus, NewJob, Submitted};
+use crate::{Conflict, Error, Failure, Result};
+
+/// Jobs removed per statement while pruning: short transactions, short locks.
+pub const PRUNE_STATEMENT_LIMIT: u32 = 1000;
+
+#[derive(FromRow)]
+pub struct JobRow {
+    id: String,
+    owner: String,
+    idempotency_key: Option<String>,
+    request: String,
+    customer_id: String,
+    status: String,
+    attempts: i64,
+    max_attempts: i64,
+    lease_token: i64,
+    progress: f64,
+    result: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Job {
+            id: row.id,
+            owner: row.owner,
+            idempotency_key: row.idempotency_key,
+            request: row.request,
+            customer_id: row.customer_id,
+            // The CHECK constraint admits only the known statuses.
+            status: JobStatus::parse(&row.status).unwrap_or(JobStatus::Failed),
+            attempts: row.attempts as u32,
+            max_attempts: row.max_attempts as u32,
+            progress: row.progress,
+            result: row.result,
+            error: row.error,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+impl JobRow {
+    pub fn into_claimed(self) -> Claimed {
+        let lease_token = self.lease_token;
+        Claimed {
+            job: self.into(),
+            lease_token,
+        }
+    }
+}
+
+/// A submission whose id or key is taken: the same request is a replay, another
+/// one a conflict naming the key.
+pub fn replay_or_conflict(existing: Job, job: &NewJob) -> Result<Submitted> {
+    if existing.owner == job.owner && existing.request == job.request {
+        return Ok(Submitted {
+            job: existing,
+            created: false,
+        });
+    }
+    let conflict = match &job.idempotency_key {
+        Some(key) if existing.id != job.id => Conflict::IdempotencyKey {
+            key: key.clone(),
+            job_id: existing.id,
+        },
+        _ => Conflict::JobId {
+            job_id: job.id.clone(),
+        },
+    };
+    Err(Error::Conflict(conflict))
+}
+
+/// Whether `existing` is the row a submission of `job` collided with.
+pub fn collides(existing: &Job, job: &NewJob) -> bool {
+    existing.id == job.id
+        || (job.idempotency_key.is_some()
+            && existing.owner == job.owner
+            && existing.idempotency_key == job.idempotency_key)
+}
+
+/// How an attempt's failure is written.
+pub struct FailedAttempt {
+    pub status: JobStatus,
+    pub error: String,
+    /// From now until the job may be claimed again.
+    pub retry_delay_millis: i64,
+    pub finished: bool,
+}
+
+pub fn failed_attempt(claim: &Claimed, failure: Failure) -> FailedAttempt {
+    let out_of_attempts = claim.job.attempts >= claim.job.max_attempts;
+    match failure {
+        Failure::Retryable {
+            reason,
+            retry_after,
+        } if !out_of_attempts => FailedAttempt {
+            status: JobStatus::Queued,
+            error: reason,
+            retry_delay_millis: millis(retry_after),
+            finished: false,
+        },
+        Failure::Retryable { reason, .. } => FailedAttempt {
+            status: JobStatus::Failed,
+            error: format!("gave up after {} attempts: {reason}", claim.job.attempts),
+            retry_delay_millis: 0,
+            finished: true,
+        },
+        Failure::Permanent { reason } => FailedAttempt {
+            status: JobStatus::Failed,
+            error: reason,
+            retry_delay_millis: 0,
+            finished: true,
+        },
+    }
+}
+
+/// The reason the reaper records.
+pub const REAPED: &str = "the worker stopped renewing its lease (it crashed or was cut off)";
+
+/// How long ago a node was last heard from, for the refusal of a live node id.
+pub fn node_id_live(node_id: &str, now: i64, heartbeat_at: i64, liveness: Duration) -> Error {
+    let seconds_ago = (now - heartbeat_at).max(0) as f64 / 1000.0;
+    Error::NodeIdLive {
+        node_id: node_id.to_string(),
+        seconds_ago,
+        wait_seconds: (liveness.as_secs_f64() - seconds_ago).max(1.0),
+    }
+}

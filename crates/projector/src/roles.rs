@@ -1,0 +1,364 @@
+//! One role per process: `gateway`, `worker`, `orchestrator`, `datasvc`, and
+//! `migrate` for the schemas they share. Each parses its options, opens its
+//! store, hands a bound listener and the shutdown to the role crate's `run`, and
+//! stops in order on the first signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use api::server::Shutdown;
+use clap::Args;
+use database::{Location, Pool, SchemaPolicy};
+use datasvc::DataStore;
+use gateway::Gateway;
+use jobstore::JobStore;
+use orchestrator::{DispatchConfig, ReportStore};
+use worker::{ClientConfig, DataClient, Node, WorkerConfig};
+
+use crate::signals::Signals;
+use crate::stores::{
+    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, bind, default_actors, engine_pool, open_cache,
+    open_job_store, url_of,
+};
+
+/// Connections each HTTP role keeps to a PostgreSQL data or report store.
+const POOL_SIZE: u32 = 8;
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// How long health answers 503 before the server stops, after the first signal.
+    #[arg(long, env = "PROJECTOR_DRAIN_SECONDS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=600))]
+    drain_seconds: u64,
+}
+
+/// The tenants' API keys: the gateway accepts each, the orchestrator submits
+/// with the first.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// API keys, comma-separated (the orchestrator submits with the first).
+    #[arg(
+        long,
+        env = "PROJECTOR_API_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    api_key: Vec<String>,
+}
+
+impl KeysArgs {
+    /// The keys given, without empty ones.
+    pub fn given(self) -> Vec<String> {
+        self.api_key
+            .into_iter()
+            .filter(|key| !key.is_empty())
+            .collect()
+    }
+
+    fn required(self, role: &str) -> Result<Vec<String>> {
+        let keys = self.given();
+        if keys.is_empty() {
+            bail!(
+                "{role} needs the tenants' API keys: set PROJECTOR_API_KEY=KEY1,KEY2 or pass --api-key"
+            );
+        }
+        Ok(keys)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    #[arg(long, env = "PROJECTOR_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    keys: KeysArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+pub async fn gateway(args: GatewayArgs) -> Result<()> {
+    let signals = Signals::install()?;
+    let api_keys = args.keys.required("the gateway")?;
+    let location = args.http.store.location(JOBS_FILE)?;
+    let store = open_job_store(&location, args.http.store.policy()).await?;
+    let listener = bind(args.addr, "gateway").await?;
+    println!("gateway       {}", url_of(&listener)?);
+    let role = Gateway::new(Arc::new(store.clone()), &api_keys);
+    serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
+        role.run(listener, shutdown)
+    })
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DatasvcArgs {
+    #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Demo customers seeded into an empty store.
+    #[arg(long, env = "PROJECTOR_CUSTOMERS", default_value_t = datasvc::DEMO_CUSTOMERS, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    customers: u32,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
+    let signals = Signals::install()?;
+    let location = args.http.store.location(DATA_FILE)?;
+    let store = open_data_store(&location, args.http.store.policy(), args.customers).await?;
+    let listener = bind(args.addr, "data service").await?;
+    println!("data service  {}/api", url_of(&listener)?);
+    let served = store.clone();
+    serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
+        datasvc::run(served, listener, shutdown)
+    })
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
+pub async fn open_data_store(
+    location: &Location,
+    policy: SchemaPolicy,
+    customers: u32,
+) -> Result<DataStore> {
+    DataStore::open(location, policy, customers, POOL_SIZE)
+        .await
+        .with_context(|| format!("cannot open the data service store at {location}"))
+}
+
+#[derive(Debug, Args)]
+pub struct OrchestratorArgs {
+    #[arg(
+        long,
+        env = "PROJECTOR_ORCHESTRATOR_ADDR",
+        default_value = "127.0.0.1:3000"
+    )]
+    addr: SocketAddr,
+    /// The gateway reports are submitted to.
+    #[arg(
+        long,
+        env = "PROJECTOR_GATEWAY_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    gateway_url: String,
+    #[command(flatten)]
+    keys: KeysArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
+    let signals = Signals::install()?;
+    let api_key = args.keys.required("the orchestrator")?.remove(0);
+    let location = args.http.store.location(REPORTS_FILE)?;
+    let store = open_report_store(&location, args.http.store.policy()).await?;
+    let listener = bind(args.addr, "orchestrator").await?;
+    println!("orchestrator  {}", url_of(&listener)?);
+    let config = DispatchConfig::new(args.gateway_url, api_key);
+    let served = store.clone();
+    serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
+        orchestrator::run(config, served, listener, shutdown)
+    })
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
+pub async fn open_report_store(location: &Location, policy: SchemaPolicy) -> Result<ReportStore> {
+    ReportStore::open(location, policy, POOL_SIZE)
+        .await
+        .with_context(|| format!("cannot open the report store at {location}"))
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Names this node among the live nodes; refused while another live node has it.
+    #[arg(long, env = "PROJECTOR_NODE_ID", default_value = "node-1")]
+    node_id: String,
+    /// The node's own LevelDB cache; `<data-dir>/cache/<node-id>` when absent.
+    #[arg(long, env = "PROJECTOR_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// The data service's base URL (without `/api`).
+    #[arg(
+        long,
+        env = "PROJECTOR_DATASVC_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    datasvc_url: String,
+    #[command(flatten)]
+    tuning: WorkerTuning,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// What `worker` and `up` both tune.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerTuning {
+    /// Jobs run at once on this node; one per core when absent.
+    #[arg(long, env = "PROJECTOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+    /// How long a lease on a running job lasts without a heartbeat, in seconds;
+    /// a silent node leaves the registry after as long.
+    #[arg(long, env = "PROJECTOR_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_seconds: u64,
+    /// How long a job of another node's partition waits before this node takes it, in milliseconds.
+    #[arg(long, env = "PROJECTOR_STEAL_AFTER_MS", default_value_t = 5000)]
+    steal_after_ms: u64,
+    /// How long running jobs may finish after the first signal before they are
+    /// stopped and given back to the queue, in seconds.
+    #[arg(long, env = "PROJECTOR_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    shutdown_grace_seconds: u64,
+    /// Finished jobs are deleted after this many hours.
+    #[arg(long, env = "PROJECTOR_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    retention_hours: u64,
+    /// How long a cached portfolio stays fresh, in seconds.
+    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600)]
+    pub cache_ttl_seconds: u64,
+}
+
+impl WorkerTuning {
+    pub fn config(&self, node_id: &str) -> WorkerConfig {
+        let lease = Duration::from_secs(self.lease_seconds);
+        WorkerConfig {
+            node_id: node_id.to_string(),
+            actors: self.workers.map_or_else(default_actors, usize::from),
+            lease,
+            heartbeat: lease / 5,
+            steal_after: Duration::from_millis(self.steal_after_ms),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            ..WorkerConfig::default()
+        }
+    }
+
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_seconds)
+    }
+}
+
+/// The parts of a worker node, for `worker` and `up`.
+pub async fn build_node<S: JobStore>(
+    store: Arc<S>,
+    config: WorkerConfig,
+    cache_dir: PathBuf,
+    cache_ttl: Duration,
+    datasvc_url: &str,
+) -> Result<Node<S>> {
+    Ok(Node {
+        cache: open_cache(cache_dir, cache_ttl).await?,
+        client: DataClient::new(ClientConfig::new(datasvc_url))
+            .context("cannot build the data-service client")?,
+        engine_pool: engine_pool()?,
+        config,
+        store,
+    })
+}
+
+pub async fn worker(args: WorkerArgs) -> Result<()> {
+    let signals = Signals::install()?;
+    let location = args.store.location(JOBS_FILE)?;
+    let store = open_job_store(&location, args.store.policy()).await?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| args.store.data_dir.join("cache").join(&args.node_id));
+    let node = build_node(
+        Arc::new(store.clone()),
+        args.tuning.config(&args.node_id),
+        cache_dir,
+        args.tuning.cache_ttl(),
+        &args.datasvc_url,
+    )
+    .await?;
+    let cache = node.cache.clone();
+    let shutdown = Shutdown::new();
+    let mut running = tokio::spawn(worker::run(node, shutdown.draining_token()));
+    println!("worker        {} ready", args.node_id);
+    let outcome = tokio::select! {
+        () = signals.first() => {
+            shutdown.drain();
+            running.await
+        }
+        outcome = &mut running => outcome,
+    };
+    if let Err(error) = cache.close().await {
+        tracing::warn!(%error, "cache did not close cleanly; it will be checked on the next start");
+    }
+    store.close().await;
+    outcome
+        .context("the worker node stopped unexpectedly")?
+        .with_context(|| format!("worker node {:?} cannot run", args.node_id))
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The database to bring to this release's schema.
+    #[arg(long, env = "PROJECTOR_DATABASE_URL", value_name = "URL")]
+    database_url: String,
+    /// Only this store (needed for SQLite, where each store has its own file).
+    #[arg(long, value_enum)]
+    store: Option<StoreKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Jobs,
+    Reports,
+    Data,
+}
+
+pub async fn migrate(args: MigrateArgs) -> Result<()> {
+    let location = Location::parse(&args.database_url)?;
+    let kinds = match (args.store, &location) {
+        (Some(kind), _) => vec![kind],
+        (None, Location::Postgres(_)) => vec![StoreKind::Jobs, StoreKind::Reports, StoreKind::Data],
+        (None, Location::Sqlite(_)) => bail!(
+            "a SQLite file holds one store: name it with --store jobs, --store reports or --store data"
+        ),
+    };
+    for kind in kinds {
+        let store = match kind {
+            StoreKind::Jobs => &jobstore::STORE,
+            StoreKind::Reports => &orchestrator::STORE,
+            StoreKind::Data => &datasvc::STORE,
+        };
+        let pool = Pool::open(&location, store, SchemaPolicy::Apply, 1)
+            .await
+            .with_context(|| format!("cannot migrate the {}", store.name))?;
+        pool.close().await;
+        println!("{} at {location} is up to date", store.name);
+    }
+    Ok(())
+}
+
+/// Runs an HTTP role until the first signal, then drains for `drain_seconds`
+/// (health answers 503) and stops it.
+async fn serve_until_signal<F, Fut>(signals: Signals, drain_seconds: u64, role: F) -> Result<()>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let shutdown = Shutdown::new();
+    let mut serving = tokio::spawn(role(shutdown.clone()));
+    let served = tokio::select! {
+        () = signals.first() => {
+            shutdown.drain();
+            tokio::time::sleep(Duration::from_secs(drain_seconds)).await;
+            shutdown.stop();
+            serving.await
+        }
+        served = &mut serving => served,
+    };
+    served
+        .context("the HTTP server stopped unexpectedly")?
+        .context("the HTTP server failed")
+}

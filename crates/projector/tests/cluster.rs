@@ -1,0 +1,334 @@
+//! The cluster: every role its own process, one PostgreSQL database of the
+//! test's own, and what a cluster must survive (a worker or a gateway killed,
+//! the database gone for ten seconds), with locality measured in data-service
+//! requests.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::cluster::{ClusterOptions, TestCluster};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn trivial_job(job_id: &str, customer: &str) -> Value {
+    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 1, "risk_profile": "balanced", "paths": 100}})
+}
+
+fn heavy_job(job_id: &str, customer: &str) -> Value {
+    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 50, "risk_profile": "balanced", "paths": 100000}})
+}
+
+fn customer(number: usize) -> String {
+    format!("C-{number:06}")
+}
+
+/// Submits every job, `concurrency` at a time, round robin over the gateways.
+async fn submit_all(gateways: &[String], jobs: Vec<Value>, concurrency: usize) {
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, body) in jobs.into_iter().enumerate() {
+        let gateway = gateways[index % gateways.len()].clone();
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        tasks.spawn(async move {
+            let response = submit(&gateway, &body).await;
+            drop(permit);
+            assert_eq!(response.status(), 202, "{body}");
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Waits until `count` jobs are finished in the database.
+async fn until_finished(pool: &sqlx::PgPool, count: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (finished,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM jobstore.jobs WHERE status IN ('completed', 'failed', 'cancelled')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if finished >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{finished} of {count} jobs finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() {
+    let mut cluster = TestCluster::start(ClusterOptions {
+        gateways: 2,
+        workers: 3,
+        worker_args: vec!["--lease-seconds".into(), "2".into()],
+        orchestrator: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let gateways = vec![cluster.gateway_url(0), cluster.gateway_url(1)];
+    let jobs: Vec<Value> = (0..1000)
+        .map(|index| trivial_job(&format!("job-{index}"), &customer(index % 100 + 1)))
+        .collect();
+    submit_all(&gateways, jobs, 32).await;
+    let pool = cluster.inspect().await;
+    until_finished(&pool, 1000, WAIT).await;
+
+    let (rows, completed, attempts): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
+                SUM(attempts)::BIGINT
+         FROM jobstore.jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, completed, attempts),
+        (1000, 1000, 1000),
+        "each job ran once"
+    );
+    for index in (0..1000).step_by(7) {
+        // Submitted through one gateway, read through the other.
+        let other = &gateways[(index + 1) % 2];
+        let job = status(other, &format!("job-{index}")).await;
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    let requests = datasvc_requests(&cluster.datasvc_url()).await;
+    assert!(
+        requests <= 110,
+        "{requests} data-service requests for 100 customers on 3 nodes (round robin makes about 300)"
+    );
+
+    // A node dies: its partitions move to the others, and only its customers
+    // are fetched again.
+    let live: Vec<String> = ["node-1", "node-2", "node-3"].map(String::from).to_vec();
+    let dead_share: HashSet<u32> = worker::owned_partitions(&live, "node-3")
+        .into_iter()
+        .collect();
+    let moved_customers = (1..=100)
+        .filter(|&number| dead_share.contains(&jobstore::partition_of(&customer(number))))
+        .count() as u64;
+    cluster.kill_worker("node-3");
+    let jobs: Vec<Value> = (1000..2000)
+        .map(|index| trivial_job(&format!("job-{index}"), &customer(index % 100 + 1)))
+        .collect();
+    submit_all(&gateways, jobs, 32).await;
+    until_finished(&pool, 2000, WAIT).await;
+    let after = datasvc_requests(&cluster.datasvc_url()).await;
+    assert!(
+        after - requests <= moved_customers + 10,
+        "{} new requests after node-3 died; it owned {moved_customers} customers",
+        after - requests
+    );
+
+    // Reports through the orchestrator, which reaches a gateway over HTTP only.
+    let orchestrator = cluster.orchestrator_url();
+    let created: Value = client()
+        .post(format!("{orchestrator}/reports"))
+        .json(&json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "aggressive"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let report: Value = client()
+            .get(format!("{orchestrator}/reports/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if report["status"] == "completed" {
+            assert!(report["result"]["projection_value"].as_f64().unwrap() > 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_jobs_finish_elsewhere_once_and_a_killed_gateway_is_not_missed() {
+    let mut cluster = TestCluster::start(ClusterOptions {
+        gateways: 2,
+        workers: 2,
+        worker_args: [
+            "--lease-seconds",
+            "2",
+            "--workers",
+            "1",
+            "--steal-after-ms",
+            "500",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let gateways = vec![cluster.gateway_url(0), cluster.gateway_url(1)];
+    let ids: Vec<String> = (0..6).map(|index| format!("heavy-{index}")).collect();
+    let jobs = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| heavy_job(id, &customer(index + 1)))
+        .collect();
+    submit_all(&gateways, jobs, 6).await;
+    let pool = cluster.inspect().await;
+    // Kill node-1 while it runs a job.
+    let deadline = Instant::now() + WAIT;
+    let victim_job: String = loop {
+        let running: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM jobstore.jobs WHERE status = 'processing' AND lease_owner = 'node-1' LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some((id,)) = running {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "node-1 never ran a job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    cluster.kill_worker("node-1");
+    cluster.gateways.remove(0).kill();
+    let survivor = cluster.gateway_url(0);
+    for id in &ids {
+        let job = finished(&survivor, id, WAIT).await;
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    let victim = status(&survivor, &victim_job).await;
+    assert_eq!(victim["attempts"], 2, "{victim}");
+    let (rows, completed, owners): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
+                COUNT(*) FILTER (WHERE lease_owner IS NOT NULL)
+         FROM jobstore.jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, completed, owners),
+        (6, 6, 0),
+        "one row and one result per job"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
+    let cluster = TestCluster::start(ClusterOptions {
+        gateways: 1,
+        workers: 1,
+        worker_args: ["--lease-seconds", "3", "--workers", "2"]
+            .map(String::from)
+            .to_vec(),
+        through_proxy: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let gateway = cluster.gateway_url(0);
+    let heavy: Vec<String> = (0..2).map(|index| format!("before-{index}")).collect();
+    for (index, id) in heavy.iter().enumerate() {
+        assert_eq!(
+            submit(&gateway, &heavy_job(id, &customer(index + 1)))
+                .await
+                .status(),
+            202
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    while status(&gateway, &heavy[0]).await["status"] != "processing" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let proxy = cluster.proxy.as_ref().unwrap();
+    proxy.cut();
+    let outage = Instant::now();
+    let mut refused = 0;
+    while outage.elapsed() < Duration::from_secs(10) {
+        let started = Instant::now();
+        let response = submit(&gateway, &trivial_job("during", "C-000010")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "a submission hung for {:?}",
+            started.elapsed()
+        );
+        match response.status().as_u16() {
+            503 => {
+                assert!(response.headers().contains_key("retry-after"));
+                refused += 1;
+            }
+            other => panic!("a submission during the outage answered {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused >= 2, "{refused} refusals");
+    proxy.restore();
+
+    // Everything reconnects: new work is accepted and done, and the jobs that
+    // ran through the outage kept their results until they could be stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = submit(&gateway, &trivial_job("after", "C-000011")).await;
+        if response.status() == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not reconnect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in heavy.iter().map(String::as_str).chain(["after"]) {
+        let job = finished(&gateway, id, WAIT).await;
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    assert_eq!(
+        status(&gateway, "during").await["error"],
+        "Job not found",
+        "a refused submission left nothing behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_node_id_is_refused_and_an_unmigrated_database_named() {
+    let cluster = TestCluster::start(ClusterOptions::default()).await;
+    // The same id on another machine, with a cache of its own.
+    let twin = cluster.spawn_worker("node-1", "twin", &[]);
+    let exit = twin.wait_exit();
+    assert!(!exit.success());
+    let log = std::fs::read_to_string(cluster.directory.path().join("twin.log")).unwrap();
+    assert!(
+        log.contains("worker node id \"node-1\" is already live") && log.contains("--node-id"),
+        "{log}"
+    );
+
+    let fresh = database::testing::TestDatabase::create().await;
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args([
+            "gateway",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            fresh.url(),
+        ])
+        .env("PROJECTOR_API_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("projector migrate"), "{stderr}");
+}

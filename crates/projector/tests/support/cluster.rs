@@ -1,0 +1,200 @@
+//! A cluster of real role processes on loopback around one PostgreSQL database
+//! of the test's own: `projector migrate`, a data service, gateways, worker nodes
+//! and, when asked for, an orchestrator.
+
+use std::process::Command;
+use std::str::FromStr;
+
+use database::testing::TestDatabase;
+use sqlx::postgres::PgConnectOptions;
+
+use super::Process;
+use super::proxy::Proxy;
+
+pub struct ClusterOptions {
+    pub gateways: usize,
+    pub workers: usize,
+    /// Options every worker gets (`--lease-seconds 2`, ...).
+    pub worker_args: Vec<String>,
+    pub orchestrator: bool,
+    /// Roles reach PostgreSQL through a proxy the test can cut.
+    pub through_proxy: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            gateways: 1,
+            workers: 1,
+            worker_args: Vec::new(),
+            orchestrator: false,
+            through_proxy: false,
+        }
+    }
+}
+
+pub struct TestCluster {
+    pub gateways: Vec<Process>,
+    /// Node id and process; `None` once killed.
+    pub workers: Vec<(String, Option<Process>)>,
+    pub orchestrator: Option<Process>,
+    pub datasvc: Process,
+    pub proxy: Option<Proxy>,
+    /// The URL the roles use (through the proxy when there is one).
+    pub roles_database_url: String,
+    pub directory: tempfile::TempDir,
+    // Declared last: dropped after every process is gone.
+    pub database: TestDatabase,
+}
+
+impl TestCluster {
+    pub async fn start(options: ClusterOptions) -> TestCluster {
+        let database = TestDatabase::create().await;
+        let directory = tempfile::tempdir().unwrap();
+        let (proxy, roles_database_url) = if options.through_proxy {
+            let server = PgConnectOptions::from_str(database.url()).unwrap();
+            let upstream = format!("{}:{}", server.get_host(), server.get_port());
+            let proxy = Proxy::start(upstream.parse().unwrap()).await;
+            let url = database
+                .url()
+                .replacen(&upstream, &proxy.address.to_string(), 1);
+            (Some(proxy), url)
+        } else {
+            (None, database.url().to_string())
+        };
+        let migrated = Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(["migrate", "--database-url", &roles_database_url])
+            .output()
+            .unwrap();
+        assert!(
+            migrated.status.success(),
+            "projector migrate failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        let mut cluster = TestCluster {
+            gateways: Vec::new(),
+            workers: Vec::new(),
+            orchestrator: None,
+            datasvc: Process::start(
+                &[
+                    "datasvc",
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--database-url",
+                    &roles_database_url,
+                ],
+                directory.path(),
+                "datasvc.log",
+                "data service",
+            ),
+            proxy,
+            roles_database_url,
+            directory,
+            database,
+        };
+        for _ in 0..options.gateways {
+            cluster.add_gateway();
+        }
+        for index in 1..=options.workers {
+            cluster.add_worker(&format!("node-{index}"), &options.worker_args);
+        }
+        if options.orchestrator {
+            let gateway_url = cluster.gateway_url(0);
+            cluster.orchestrator = Some(Process::start(
+                &[
+                    "orchestrator",
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--gateway-url",
+                    &gateway_url,
+                    "--database-url",
+                    &cluster.roles_database_url,
+                ],
+                cluster.directory.path(),
+                "orchestrator.log",
+                "orchestrator",
+            ));
+        }
+        cluster
+    }
+
+    pub fn add_gateway(&mut self) {
+        let index = self.gateways.len();
+        let gateway = Process::start(
+            &[
+                "gateway",
+                "--addr",
+                "127.0.0.1:0",
+                "--database-url",
+                &self.roles_database_url,
+            ],
+            self.directory.path(),
+            &format!("gateway-{index}.log"),
+            "gateway",
+        );
+        self.gateways.push(gateway);
+    }
+
+    /// Starts a worker node with its cache in `cache/<cache_name>`; returns it
+    /// even if it exits at once (a refused id).
+    pub fn spawn_worker(&self, node_id: &str, cache_name: &str, extra: &[String]) -> Process {
+        let cache_dir = self.directory.path().join("cache").join(cache_name);
+        let datasvc_url = self.datasvc_url();
+        let mut args = vec![
+            "worker",
+            "--node-id",
+            node_id,
+            "--cache-dir",
+            cache_dir.to_str().unwrap(),
+            "--datasvc-url",
+            &datasvc_url,
+            "--database-url",
+            &self.roles_database_url,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        Process::spawn(
+            &args,
+            self.directory.path(),
+            &format!("{cache_name}.log"),
+            "worker",
+        )
+    }
+
+    pub fn add_worker(&mut self, node_id: &str, extra: &[String]) {
+        let worker = self.spawn_worker(node_id, node_id, extra);
+        self.workers.push((node_id.to_string(), Some(worker)));
+    }
+
+    pub fn kill_worker(&mut self, node_id: &str) {
+        let slot = self
+            .workers
+            .iter_mut()
+            .find(|(id, _)| id == node_id)
+            .unwrap_or_else(|| panic!("no worker {node_id}"));
+        slot.1.take().expect("the worker runs").kill();
+    }
+
+    pub fn gateway_url(&self, index: usize) -> String {
+        self.gateways[index].url("gateway")
+    }
+
+    pub fn datasvc_url(&self) -> String {
+        self.datasvc.url("data")
+    }
+
+    pub fn orchestrator_url(&self) -> String {
+        self.orchestrator
+            .as_ref()
+            .expect("the cluster has an orchestrator")
+            .url("orchestrator")
+    }
+
+    /// A connection to the cluster's database, bypassing any proxy.
+    pub async fn inspect(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(self.database.url())
+            .await
+            .unwrap()
+    }
+}
