@@ -153,7 +153,11 @@ pub fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
 }
 
-/// A PostgreSQL pool whose connections see `store`'s schema first.
+/// A PostgreSQL pool whose connections see `store`'s schema first. Statements
+/// are prepared once per connection and planned once: every statement of ours is
+/// a short OLTP statement whose best plan does not depend on its values, and
+/// re-planning (PostgreSQL's default for a statement's first executions, with
+/// SQL functions parsed again each time) cost more than running them.
 pub async fn postgres_pool(
     url: &str,
     store: &Store,
@@ -162,11 +166,18 @@ pub async fn postgres_pool(
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| Error::UnsupportedUrl(redact(url)))?
         .application_name(&format!("projector {}", store.name))
-        .options([("search_path", store.postgres_schema)]);
+        .options([
+            ("search_path", store.postgres_schema),
+            ("plan_cache_mode", "force_generic_plan"),
+        ])
+        .options(store.postgres_settings.iter().copied());
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A ping before every statement doubles the round trips; a dead
+        // connection shows in the statement's own error, which callers retry.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|source| Error::Connect {

@@ -13,6 +13,8 @@ pub struct Store {
     pub name: &'static str,
     /// The PostgreSQL schema that holds the store's tables.
     pub postgres_schema: &'static str,
+    /// Settings for the store's PostgreSQL sessions, beyond the shared ones.
+    pub postgres_settings: &'static [(&'static str, &'static str)],
     pub sqlite: &'static Migrator,
     pub postgres: &'static Migrator,
 }

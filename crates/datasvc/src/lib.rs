@@ -25,6 +25,7 @@ pub use seed::DEMO_CUSTOMERS;
 pub static STORE: database::Store = database::Store {
     name: "data service store",
     postgres_schema: "datasvc",
+    postgres_settings: &[],
     sqlite: &SQLITE_MIGRATIONS,
     postgres: &POSTGRES_MIGRATIONS,
 };

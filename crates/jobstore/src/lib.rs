@@ -9,6 +9,8 @@
 
 mod any;
 mod clock;
+mod cursor;
+mod groups;
 mod job;
 mod postgres;
 mod rows;
@@ -30,6 +32,12 @@ pub use sqlite::SqliteJobStore;
 pub static STORE: database::Store = database::Store {
     name: "job store",
     postgres_schema: "jobstore",
+    // Claims must read the queue index in order and stop at their limit. With
+    // statistics that lag a burst of submissions (autovacuum analyses once a
+    // minute at best), the planner took a bitmap scan and sorted the whole
+    // queue for every claim: 95 ms instead of 0.1 ms at 30,000 queued jobs.
+    // No statement of the job store gains from a bitmap scan.
+    postgres_settings: &[("enable_bitmapscan", "off")],
     sqlite: &SQLITE_MIGRATIONS,
     postgres: &POSTGRES_MIGRATIONS,
 };

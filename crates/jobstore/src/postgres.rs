@@ -1,7 +1,7 @@
 //! The job store on PostgreSQL, shared by every gateway and worker node of a
-//! cluster. Submissions are group-committed: concurrent requests queue up, and
-//! each group is one transaction with one multi-row insert and one NOTIFY
-//! (NOTIFY serialises commits, so it is sent per group, never per job). Claims
+//! cluster. Submissions and results are group-committed (`groups.rs`): one
+//! statement and one commit for many jobs, and one NOTIFY per group of
+//! submissions (NOTIFY serialises commits, so it is never sent per job). Claims
 //! take `FOR UPDATE SKIP LOCKED`, so racing nodes never wait on, or share, a job.
 //! Every time is the database's clock, which all nodes agree on.
 
@@ -10,35 +10,30 @@ use std::time::Duration;
 
 use database::SchemaPolicy;
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::clock::{Clock, millis};
-use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
-use crate::rows::{
-    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, collides, failed_attempt, node_id_live,
-    replay_or_conflict,
-};
-use crate::{ClaimRequest, Error, Failure, JobStore, Result, STORE};
+use crate::cursor::ClaimCursors;
+use crate::groups::{Completion, Completions, Group, Submissions};
+use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
+use crate::rows::{JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live};
+use crate::{ClaimRequest, Failure, JobStore, Result, STORE};
 
 /// The channel that wakes idle nodes when jobs are committed.
-const JOBS_CHANNEL: &str = "projector_jobs";
-/// Largest number of submissions in one transaction.
-const MAX_GROUP: usize = 512;
-/// Submissions waiting for the committer before senders wait too.
-const SUBMISSION_QUEUE: usize = 4096;
+pub(crate) const JOBS_CHANNEL: &str = "projector_jobs";
 /// Wait before listening again after the notification connection failed.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
-
-type Reply = oneshot::Sender<Result<Submitted>>;
 
 #[derive(Clone)]
 pub struct PostgresJobStore {
     pool: PgPool,
-    submissions: mpsc::Sender<(NewJob, Reply)>,
+    submissions: Group<Submissions>,
+    completions: Group<Completions>,
     clock: Clock,
     jobs_signal: Arc<Notify>,
     listener: AbortHandle,
+    cursors: Arc<ClaimCursors>,
 }
 
 impl PostgresJobStore {
@@ -53,8 +48,8 @@ impl PostgresJobStore {
         let pool = database::postgres_pool(url, &STORE, max_connections).await?;
         let location = database::Location::parse(url)?.to_string();
         database::prepare_postgres(&pool, &STORE, &location, policy).await?;
-        let (submissions, receiver) = mpsc::channel(SUBMISSION_QUEUE);
-        tokio::spawn(commit_groups(pool.clone(), clock.clone(), receiver));
+        let submissions = Group::start(pool.clone(), clock.clone());
+        let completions = Group::start(pool.clone(), clock.clone());
         let jobs_signal = Arc::new(Notify::new());
         let (listening, listening_now) = oneshot::channel();
         let listener =
@@ -69,9 +64,11 @@ impl PostgresJobStore {
         Ok(PostgresJobStore {
             pool,
             submissions,
+            completions,
             clock,
             jobs_signal,
             listener,
+            cursors: Arc::default(),
         })
     }
 
@@ -93,14 +90,14 @@ impl PostgresJobStore {
         Ok(updated.rows_affected() == 1)
     }
 
-    /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit, `$5` its filter).
+    /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit, then its filter).
     async fn claim_rows<B>(
         &self,
         sql: &'static str,
         request: &ClaimRequest<'_>,
         wanted: i64,
         bind_filter: B,
-    ) -> Result<Vec<Claimed>>
+    ) -> Result<Vec<JobRow>>
     where
         B: FnOnce(PgQueryAs) -> PgQueryAs,
     {
@@ -109,140 +106,12 @@ impl PostgresJobStore {
             .bind(millis(request.lease))
             .bind(self.fixed_now())
             .bind(wanted);
-        let rows = bind_filter(query).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(JobRow::into_claimed).collect())
+        Ok(bind_filter(query).fetch_all(&self.pool).await?)
     }
 }
 
 type PgQueryAs = sqlx::query::QueryAs<'static, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>;
 type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// Commits queued submissions in groups until every sender is gone.
-async fn commit_groups(pool: PgPool, clock: Clock, mut receiver: mpsc::Receiver<(NewJob, Reply)>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let jobs: Vec<&NewJob> = group.iter().map(|(job, _)| job).collect();
-        match insert_group(&pool, clock.fixed(), &jobs).await {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
-                    let _ = reply.send(outcome);
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, count = group.len(), "job submissions could not be committed");
-                let reason = error.to_string();
-                for (_, reply) in group.drain(..) {
-                    let _ = reply.send(Err(Error::Commit(reason.clone())));
-                }
-            }
-        }
-    }
-}
-
-/// One transaction: a multi-row insert, the rows it collided with, one NOTIFY.
-async fn insert_group(
-    pool: &PgPool,
-    fixed_now: Option<i64>,
-    jobs: &[&NewJob],
-) -> sqlx::Result<Vec<Result<Submitted>>> {
-    let mut transaction = pool.begin().await?;
-    let inserted: Vec<JobRow> = sqlx::query_as(
-        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
-                           max_attempts, created_at, available_at)
-         SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
-                max_attempts, clock_ms($8), clock_ms($8)
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
-              AS submitted (id, owner, idempotency_key, request, customer_id, partition_id, max_attempts)
-         ON CONFLICT DO NOTHING
-         RETURNING *",
-    )
-    .bind(jobs.iter().map(|job| job.id.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| job.owner.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| job.idempotency_key.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| job.request.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| job.customer_id.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| i64::from(partition_of(&job.customer_id))).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|job| i64::from(job.max_attempts)).collect::<Vec<_>>())
-    .bind(fixed_now)
-    .fetch_all(&mut *transaction)
-    .await?;
-    let mut inserted: Vec<Option<Job>> = inserted.into_iter().map(|row| Some(row.into())).collect();
-    let mut outcomes: Vec<Option<Result<Submitted>>> = jobs
-        .iter()
-        .map(|job| {
-            // Two identical submissions in one group: the first is the insert.
-            let slot = inserted.iter_mut().find(|row| {
-                row.as_ref().is_some_and(|row| {
-                    row.id == job.id && row.owner == job.owner && row.request == job.request
-                })
-            })?;
-            slot.take().map(|row| {
-                Ok(Submitted {
-                    job: row,
-                    created: true,
-                })
-            })
-        })
-        .collect();
-    let created = outcomes.iter().any(Option::is_some);
-    let collided: Vec<&NewJob> = jobs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| outcome.is_none())
-        .map(|(job, _)| *job)
-        .collect();
-    if !collided.is_empty() {
-        let existing: Vec<JobRow> = sqlx::query_as(
-            "SELECT * FROM jobs WHERE id = ANY($1)
-                OR (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
-        )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.owner.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *transaction)
-        .await?;
-        let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
-        for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
-            if outcome.is_some() {
-                continue;
-            }
-            *outcome = existing
-                .iter()
-                .find(|row| collides(row, job))
-                .map(|row| replay_or_conflict(row.clone(), job));
-        }
-    }
-    if created {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(JOBS_CHANNEL)
-            .execute(&mut *transaction)
-            .await?;
-    }
-    transaction.commit().await?;
-    Ok(outcomes
-        .into_iter()
-        .map(|outcome| {
-            // A collision always finds the row it collided with in the same transaction.
-            outcome
-                .unwrap_or_else(|| Err(Error::Commit("the submission's collision vanished".into())))
-        })
-        .collect())
-}
 
 /// Wakes idle claimers on every notification, and once after each (re)connect
 /// for whatever was committed while nobody listened.
@@ -290,20 +159,16 @@ macro_rules! claim_statement {
     };
 }
 
-/// Jobs of the node's own partitions.
-const CLAIM_OWNED: &str =
-    claim_statement!("available_at <= clock_ms($3) AND partition_id = ANY($5)");
+/// Jobs of the node's own partitions, from the worker's cursor (`$6`, `$7`) on.
+const CLAIM_OWNED: &str = claim_statement!(
+    "available_at <= clock_ms($3) AND partition_id = ANY($5) AND (available_at, id) > ($6, $7)"
+);
 /// Any job that has waited `$5` milliseconds.
 const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $5");
 
 impl JobStore for PostgresJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
-        let (reply, answer) = oneshot::channel();
-        self.submissions
-            .send((job, reply))
-            .await
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+        self.submissions.run(job).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Job>> {
@@ -316,11 +181,16 @@ impl JobStore for PostgresJobStore {
 
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let owned: Vec<i64> = request.partitions.iter().map(|&p| i64::from(p)).collect();
-        let mut claimed = self
+        let (after_available, after_id) = self.cursors.start(request.worker);
+        let rows = self
             .claim_rows(CLAIM_OWNED, &request, i64::from(request.limit), |query| {
-                query.bind(owned)
+                query.bind(owned).bind(after_available).bind(after_id)
             })
             .await?;
+        let last = rows.iter().map(JobRow::queue_position).max();
+        let got_all = rows.len() == request.limit as usize;
+        self.cursors.record(request.worker, last, got_all);
+        let mut claimed: Vec<Claimed> = rows.into_iter().map(JobRow::into_claimed).collect();
         let wanted = i64::from(request.limit) - claimed.len() as i64;
         if wanted > 0 {
             let steal_after = millis(request.steal_after);
@@ -329,7 +199,7 @@ impl JobStore for PostgresJobStore {
                     query.bind(steal_after)
                 })
                 .await?;
-            claimed.extend(stolen);
+            claimed.extend(stolen.into_iter().map(JobRow::into_claimed));
         }
         Ok(claimed)
     }
@@ -345,16 +215,12 @@ impl JobStore for PostgresJobStore {
     }
 
     async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
-        // A job reaped while the database was unreachable, and not claimed since
-        // (the token is unchanged), still takes the result of the attempt that ran.
-        self.update_attempt(
-            claim,
-            "UPDATE jobs SET status = 'completed', result = $4, error = NULL, progress = 1,
-                 finished_at = clock_ms($3), lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1 AND lease_token = $2 AND status IN ('processing', 'queued')",
-            |query| query.bind(result_json.to_string()),
-        )
-        .await
+        let completion = Completion {
+            id: claim.job.id.clone(),
+            lease_token: claim.lease_token,
+            result: result_json.to_string(),
+        };
+        self.completions.run(completion).await
     }
 
     async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {

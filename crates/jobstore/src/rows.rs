@@ -27,6 +27,7 @@ pub struct JobRow {
     result: Option<String>,
     error: Option<String>,
     created_at: i64,
+    available_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
 }
@@ -54,6 +55,11 @@ impl From<JobRow> for Job {
 }
 
 impl JobRow {
+    /// The row's place in the queue's order.
+    pub fn queue_position(&self) -> (i64, String) {
+        (self.available_at, self.id.clone())
+    }
+
     pub fn into_claimed(self) -> Claimed {
         let lease_token = self.lease_token;
         Claimed {
@@ -84,8 +90,65 @@ pub fn replay_or_conflict(existing: Job, job: &NewJob) -> Result<Submitted> {
     Err(Error::Conflict(conflict))
 }
 
+/// The outcome of each submission of a group that a multi-row insert created:
+/// `None` where it collided with an existing row (or one inserted by the same
+/// group). Two identical submissions in one group: the first is the insert.
+pub fn inserted_outcomes(jobs: &[&NewJob], inserted: Vec<Job>) -> Vec<Option<Result<Submitted>>> {
+    let mut inserted: Vec<Option<Job>> = inserted.into_iter().map(Some).collect();
+    jobs.iter()
+        .map(|job| {
+            let slot = inserted.iter_mut().find(|row| {
+                row.as_ref().is_some_and(|row| {
+                    row.id == job.id && row.owner == job.owner && row.request == job.request
+                })
+            })?;
+            slot.take().map(|row| {
+                Ok(Submitted {
+                    job: row,
+                    created: true,
+                })
+            })
+        })
+        .collect()
+}
+
+/// The submissions that collided, to look their rows up.
+pub fn collided<'a>(
+    jobs: &[&'a NewJob],
+    outcomes: &[Option<Result<Submitted>>],
+) -> Vec<&'a NewJob> {
+    jobs.iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .map(|(job, _)| *job)
+        .collect()
+}
+
+/// Every outcome of the group, the collisions judged against the rows they hit.
+pub fn resolve_collisions(
+    jobs: &[&NewJob],
+    outcomes: Vec<Option<Result<Submitted>>>,
+    existing: &[Job],
+) -> Vec<Result<Submitted>> {
+    jobs.iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            outcome.unwrap_or_else(|| {
+                // A collision always finds its row in the same transaction.
+                existing
+                    .iter()
+                    .find(|row| collides(row, job))
+                    .map(|row| replay_or_conflict(row.clone(), job))
+                    .unwrap_or_else(|| {
+                        Err(Error::Commit("the submission's collision vanished".into()))
+                    })
+            })
+        })
+        .collect()
+}
+
 /// Whether `existing` is the row a submission of `job` collided with.
-pub fn collides(existing: &Job, job: &NewJob) -> bool {
+fn collides(existing: &Job, job: &NewJob) -> bool {
     existing.id == job.id
         || (job.idempotency_key.is_some()
             && existing.owner == job.owner

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use database::SchemaPolicy;
+use serde::Serialize;
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -15,9 +16,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::clock::{Clock, millis};
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
 use crate::rows::{
-    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live, replay_or_conflict,
+    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, collided, failed_attempt, inserted_outcomes,
+    node_id_live, resolve_collisions,
 };
-use crate::writer::{OpFuture, Write, group_commit, operation};
+use crate::writer::{OpFuture, Queued, group_commit, operation};
 use crate::{ClaimRequest, Error, Failure, JobStore, Result, STORE};
 
 type SqliteQuery =
@@ -32,7 +34,7 @@ pub struct SqliteJobStore {
     pool: SqlitePool,
     /// The writer's own connection, durable at every commit.
     writer_pool: SqlitePool,
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<Queued>,
     clock: Clock,
     jobs_signal: Arc<Notify>,
 }
@@ -53,7 +55,7 @@ impl SqliteJobStore {
             .connect_with(options)
             .await?;
         let (writes, receiver) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(group_commit(writer_pool.clone(), receiver));
+        tokio::spawn(group_commit(writer_pool.clone(), clock.clone(), receiver));
         Ok(SqliteJobStore {
             pool,
             writer_pool,
@@ -72,10 +74,10 @@ impl SqliteJobStore {
         let (reply, answer) = oneshot::channel();
         let clock = self.clock.clone();
         self.writes
-            .send(operation(
+            .send(Queued::Write(operation(
                 move |connection: &mut SqliteConnection| write(connection, clock.now()),
                 reply,
-            ))
+            )))
             .await
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
@@ -98,41 +100,71 @@ impl SqliteJobStore {
     }
 }
 
-async fn insert_or_match(
+/// A submission as the group's JSON array carries it.
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    owner: &'a str,
+    key: Option<&'a str>,
+    request: &'a str,
+    customer: &'a str,
+    partition: u32,
+    max_attempts: u32,
+}
+
+/// A group's submissions: one multi-row insert, one lookup of the rows it
+/// collided with. One JSON array bound per statement, not one statement per job.
+pub(crate) async fn insert_group(
     connection: &mut SqliteConnection,
-    job: &NewJob,
+    jobs: &[&NewJob],
     now: i64,
-) -> sqlx::Result<Result<Submitted>> {
-    // The common case first: one statement for a new job.
-    let inserted: Option<JobRow> = sqlx::query_as(
-        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status, max_attempts, created_at, available_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $8) ON CONFLICT DO NOTHING RETURNING *",
+) -> sqlx::Result<Vec<Result<Submitted>>> {
+    let rows: Vec<Row> = jobs
+        .iter()
+        .map(|job| Row {
+            id: &job.id,
+            owner: &job.owner,
+            key: job.idempotency_key.as_deref(),
+            request: &job.request,
+            customer: &job.customer_id,
+            partition: partition_of(&job.customer_id),
+            max_attempts: job.max_attempts,
+        })
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
+    let inserted: Vec<JobRow> = sqlx::query_as(
+        "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
+                           max_attempts, created_at, available_at)
+         SELECT value ->> 'id', value ->> 'owner', value ->> 'key', value ->> 'request',
+                value ->> 'customer', value ->> 'partition', 'queued', value ->> 'max_attempts', $2, $2
+         FROM json_each($1) WHERE true
+         ON CONFLICT DO NOTHING RETURNING *",
     )
-    .bind(&job.id)
-    .bind(&job.owner)
-    .bind(&job.idempotency_key)
-    .bind(&job.request)
-    .bind(&job.customer_id)
-    .bind(i64::from(partition_of(&job.customer_id)))
-    .bind(i64::from(job.max_attempts))
+    .bind(&rows)
     .bind(now)
-    .fetch_optional(&mut *connection)
+    .fetch_all(&mut *connection)
     .await?;
-    if let Some(row) = inserted {
-        return Ok(Ok(Submitted {
-            job: row.into(),
-            created: true,
-        }));
+    let outcomes = inserted_outcomes(jobs, inserted.into_iter().map(Job::from).collect());
+    let collided = collided(jobs, &outcomes);
+    if collided.is_empty() {
+        return Ok(resolve_collisions(jobs, outcomes, &[]));
     }
-    let existing: JobRow = sqlx::query_as(
-        "SELECT * FROM jobs WHERE id = $1 OR (owner = $2 AND idempotency_key = $3) LIMIT 1",
+    let ids: Vec<&str> = collided.iter().map(|job| job.id.as_str()).collect();
+    let keys: Vec<(&str, Option<&str>)> = collided
+        .iter()
+        .map(|job| (job.owner.as_str(), job.idempotency_key.as_deref()))
+        .collect();
+    let existing: Vec<JobRow> = sqlx::query_as(
+        "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each($1))
+            OR (owner, idempotency_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each($2))",
     )
-    .bind(&job.id)
-    .bind(&job.owner)
-    .bind(&job.idempotency_key)
-    .fetch_one(&mut *connection)
+    .bind(serde_json::to_string(&ids).map_err(|error| sqlx::Error::Encode(error.into()))?)
+    .bind(serde_json::to_string(&keys).map_err(|error| sqlx::Error::Encode(error.into()))?)
+    .fetch_all(&mut *connection)
     .await?;
-    Ok(replay_or_conflict(existing.into(), job))
+    let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
+    Ok(resolve_collisions(jobs, outcomes, &existing))
 }
 
 /// Ends the attempts of dead workers: back to the queue while attempts remain,
@@ -156,11 +188,12 @@ const CLAIM: &str = "UPDATE jobs SET status = 'processing', attempts = attempts 
 
 impl JobStore for SqliteJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
-        let submitted = self
-            .write(move |connection, now| {
-                Box::pin(async move { insert_or_match(connection, &job, now).await })
-            })
-            .await??;
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Queued::Submission(job, reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        let submitted = answer.await.map_err(|_| Error::Closed)??;
         if submitted.created {
             self.jobs_signal.notify_waiters();
         }

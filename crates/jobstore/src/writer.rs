@@ -1,5 +1,5 @@
 //! The single writer: writes queue up, and each group runs in one transaction
-//! and is answered once it is committed.
+//! (its submissions as one multi-row insert) and is answered once it is committed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,6 +7,9 @@ use std::pin::Pin;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::Clock;
+use crate::job::{NewJob, Submitted};
+use crate::sqlite::insert_group;
 use crate::{Error, Result};
 
 /// Largest number of writes committed in one transaction.
@@ -70,26 +73,62 @@ where
     }
 }
 
-pub async fn group_commit(pool: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
+/// What the writer is asked to do: submissions, written together by one
+/// multi-row insert per group, and any other write.
+pub enum Queued {
+    Submission(NewJob, oneshot::Sender<Result<Submitted>>),
+    Write(Write),
+}
+
+pub async fn group_commit(pool: SqlitePool, clock: Clock, mut receiver: mpsc::Receiver<Queued>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match commit_group(&pool, &mut group).await {
-            Ok(()) => group.drain(..).for_each(|write| write.answer()),
+        let mut submissions = Vec::new();
+        let mut writes = Vec::new();
+        for queued in group.drain(..) {
+            match queued {
+                Queued::Submission(job, reply) => submissions.push((job, reply)),
+                Queued::Write(write) => writes.push(write),
+            }
+        }
+        let jobs: Vec<&NewJob> = submissions.iter().map(|(job, _)| job).collect();
+        match commit_group(&pool, clock.now(), &jobs, &mut writes).await {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+                writes.into_iter().for_each(|write| write.answer());
+            }
             Err(error) => {
-                tracing::error!(%error, count = group.len(), "job store writes could not be committed");
+                let count = submissions.len() + writes.len();
+                tracing::error!(%error, count, "job store writes could not be committed");
                 let reason = error.to_string();
-                group.drain(..).for_each(|write| write.abort(&reason));
+                for (_, reply) in submissions {
+                    let _ = reply.send(Err(Error::Commit(reason.clone())));
+                }
+                writes.into_iter().for_each(|write| write.abort(&reason));
             }
         }
     }
 }
 
-async fn commit_group(pool: &SqlitePool, group: &mut [Write]) -> sqlx::Result<()> {
+async fn commit_group(
+    pool: &SqlitePool,
+    now: i64,
+    jobs: &[&NewJob],
+    writes: &mut [Write],
+) -> sqlx::Result<Vec<Result<Submitted>>> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that reads
     // first fails at once (SQLITE_BUSY_SNAPSHOT) if another process writes meanwhile.
     let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for write in group.iter_mut() {
+    let outcomes = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        insert_group(&mut transaction, jobs, now).await?
+    };
+    for write in writes.iter_mut() {
         write.run(&mut transaction).await?;
     }
-    transaction.commit().await
+    transaction.commit().await?;
+    Ok(outcomes)
 }

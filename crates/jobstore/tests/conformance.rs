@@ -466,6 +466,44 @@ async fn claims_take_owned_partitions_first_and_steal_only_waiting_jobs<B: Backe
     store.close().await;
 }
 
+async fn an_owner_claims_in_queue_order_and_finds_jobs_given_back<B: Backend>() {
+    let backend = B::create().await;
+    let clock = start_clock();
+    let store = backend.open(&clock).await;
+    let mine = partition_of("C-000001");
+    for id in ["j1", "j2", "j3"] {
+        store.submit(new_job(id, "{}")).await.unwrap();
+        clock.advance(Duration::from_millis(1));
+    }
+    let one = || ClaimRequest {
+        worker: "node-a",
+        limit: 1,
+        lease: LEASE,
+        partitions: std::slice::from_ref(&mine),
+        steal_after: Duration::from_secs(3600),
+    };
+    let first = store.claim(one()).await.unwrap().remove(0);
+    assert_eq!(first.job.id, "j1");
+    clock.advance(Duration::from_millis(1));
+    assert!(store.release(&first).await.unwrap());
+    let order: Vec<String> = [
+        store.claim(one()).await.unwrap(),
+        store.claim(one()).await.unwrap(),
+        store.claim(one()).await.unwrap(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|claim| claim.job.id)
+    .collect();
+    assert_eq!(
+        order,
+        ["j2", "j3", "j1"],
+        "the job given back comes after those ahead of it"
+    );
+    assert!(store.claim(one()).await.unwrap().is_empty());
+    store.close().await;
+}
+
 async fn node_ids_are_exclusive_while_live<B: Backend>() {
     let backend = B::create().await;
     let clock = start_clock();
@@ -604,6 +642,7 @@ conformance_suite!(
     a_released_job_is_claimable_at_once_and_keeps_its_attempts,
     cancellation_stops_queued_and_running_jobs_only,
     claims_take_owned_partitions_first_and_steal_only_waiting_jobs,
+    an_owner_claims_in_queue_order_and_finds_jobs_given_back,
     node_ids_are_exclusive_while_live,
     finished_jobs_are_pruned_after_their_age_in_batches,
     schema_behind_is_refused_and_newer_is_refused,

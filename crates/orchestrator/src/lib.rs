@@ -33,6 +33,7 @@ pub async fn run(
 pub static STORE: database::Store = database::Store {
     name: "report store",
     postgres_schema: "reports",
+    postgres_settings: &[],
     sqlite: &SQLITE_MIGRATIONS,
     postgres: &POSTGRES_MIGRATIONS,
 };

@@ -332,3 +332,121 @@ async fn a_live_node_id_is_refused_and_an_unmigrated_database_named() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("projector migrate"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_gives_its_running_job_back_at_the_end_of_its_grace() {
+    let cluster = TestCluster::start(ClusterOptions {
+        gateways: 1,
+        workers: 2,
+        worker_args: [
+            "--lease-seconds",
+            "60",
+            "--shutdown-grace-seconds",
+            "1",
+            "--steal-after-ms",
+            "200",
+            "--workers",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let gateway = cluster.gateway_url(0);
+    let mut body = heavy_job("long", "C-000001");
+    body["parameters"]["paths"] = 200_000.into();
+    assert_eq!(submit(&gateway, &body).await.status(), 202);
+    let pool = cluster.inspect().await;
+    let deadline = Instant::now() + WAIT;
+    let first_owner: String = loop {
+        let owner: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = 'long'")
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if let Some((Some(owner),)) = owner {
+            break owner;
+        }
+        assert!(Instant::now() < deadline, "the job was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, stopping) = cluster
+        .workers
+        .iter()
+        .find(|(id, _)| *id == first_owner)
+        .unwrap();
+    let stopping = stopping.as_ref().unwrap();
+    let stopped_at = Instant::now();
+    stopping.terminate();
+    // Given back at the end of the grace period, not at the end of its 60 s lease.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second_owner: String = loop {
+        let (owner,): (Option<String>,) =
+            sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = 'long'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if let Some(owner) = owner.filter(|owner| *owner != first_owner) {
+            break owner;
+        }
+        assert!(Instant::now() < deadline, "the job was not given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(stopped_at.elapsed() < Duration::from_secs(15));
+    assert_ne!(second_owner, first_owner);
+    let job = finished(&gateway, "long", WAIT).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        job["attempts"], 1,
+        "a job given back does not spend an attempt"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_gateway_answers_health_with_503_and_still_serves() {
+    let cluster = TestCluster::start(ClusterOptions {
+        workers: 0,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let gateway = Process::start(
+        &[
+            "gateway",
+            "--addr",
+            "127.0.0.1:0",
+            "--drain-seconds",
+            "3",
+            "--database-url",
+            &cluster.roles_database_url,
+        ],
+        cluster.directory.path(),
+        "draining-gateway.log",
+        "gateway",
+    );
+    let url = gateway.url("gateway");
+    let health = |url: String| async move {
+        client()
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(health(url.clone()).await, 200);
+    gateway.terminate();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while health(url.clone()).await != 503 {
+        assert!(Instant::now() < deadline, "health never turned 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        submit(&url, &trivial_job("while-draining", "C-000001"))
+            .await
+            .status(),
+        202,
+        "requests are still served while draining"
+    );
+    assert!(gateway.wait_exit().success());
+}

@@ -1,7 +1,8 @@
 -- Durable jobs. Times are milliseconds since the Unix epoch, on the database's
 -- clock, so that every node measures leases against the same time.
 CREATE TABLE jobs (
-    id               TEXT PRIMARY KEY,
+    -- byte order: the queue is read in (available_at, id) order, here and in Rust
+    id               TEXT COLLATE "C" PRIMARY KEY,
     -- the tenant: a hash of the API key that submitted the job
     owner            TEXT NOT NULL,
     idempotency_key  TEXT,
@@ -30,8 +31,10 @@ CREATE TABLE jobs (
 
 CREATE UNIQUE INDEX jobs_owner_idempotency_key ON jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-CREATE INDEX jobs_partition_queue ON jobs (partition_id, available_at) WHERE status = 'queued';
-CREATE INDEX jobs_queue ON jobs (available_at) WHERE status = 'queued';
+-- Claims read the queue in order and keep the node's partitions: a node owns a
+-- fair share of them, so a few rows are read per job claimed, however long the
+-- queue (an index led by the partition made every claim sort the whole queue).
+CREATE INDEX jobs_queue ON jobs (available_at, id) WHERE status = 'queued';
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 

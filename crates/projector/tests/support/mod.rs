@@ -23,7 +23,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+    pub fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
         let process = Process::spawn(args, data_dir, log_name, last_line);
         assert!(
             !process.urls.is_empty(),
@@ -97,6 +97,15 @@ impl Process {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "projector exited with {exit}");
+    }
+
+    /// SIGTERM without waiting: the process drains and stops on its own.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// SIGKILL: a crash.

@@ -1,0 +1,238 @@
+//! Group commit on PostgreSQL: concurrent writes of one kind queue up, and each
+//! group becomes one statement in its own transaction, so that a node pays one
+//! commit (one WAL flush) for many jobs. Submissions are one multi-row insert
+//! with the group's one NOTIFY; results are one multi-row update, fenced by
+//! each attempt's lease token.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use sqlx::postgres::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::job::{Job, NewJob, Submitted, partition_of};
+use crate::postgres::JOBS_CHANNEL;
+use crate::rows::{JobRow, collided, inserted_outcomes, resolve_collisions};
+use crate::{Error, Result};
+
+/// Largest number of writes in one statement.
+const MAX_GROUP: usize = 512;
+/// Writes waiting for the committer before senders wait too.
+const QUEUE: usize = 4096;
+
+/// A kind of write that many callers' items share one statement for.
+pub trait Batch: Send + 'static {
+    type Item: Send + Sync + 'static;
+    type Output: Send + 'static;
+    /// Writes the group; one outcome per item, in order.
+    fn write(
+        pool: &PgPool,
+        fixed_now: Option<i64>,
+        items: &[&Self::Item],
+    ) -> impl Future<Output = sqlx::Result<Vec<Result<Self::Output>>>> + Send;
+}
+
+type Queued<B> = (
+    <B as Batch>::Item,
+    oneshot::Sender<Result<<B as Batch>::Output>>,
+);
+
+/// The sending side of one kind's committer.
+pub struct Group<B: Batch> {
+    sender: mpsc::Sender<Queued<B>>,
+    kind: PhantomData<B>,
+}
+
+impl<B: Batch> Clone for Group<B> {
+    fn clone(&self) -> Self {
+        Group {
+            sender: self.sender.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<B: Batch> Group<B> {
+    /// Starts the committer; it ends when every sender is gone.
+    pub fn start(pool: PgPool, clock: Clock) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(commit::<B>(pool, clock, receiver));
+        Group {
+            sender,
+            kind: PhantomData,
+        }
+    }
+
+    /// Queues `item` and returns its outcome once its group is committed.
+    pub async fn run(&self, item: B::Item) -> Result<B::Output> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send((item, reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+}
+
+async fn commit<B: Batch>(pool: PgPool, clock: Clock, mut receiver: mpsc::Receiver<Queued<B>>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let items: Vec<&B::Item> = group.iter().map(|(item, _)| item).collect();
+        match B::write(&pool, clock.fixed(), &items).await {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, count = group.len(), "job store writes could not be committed");
+                let reason = error.to_string();
+                for (_, reply) in group.drain(..) {
+                    let _ = reply.send(Err(Error::Commit(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Submissions: one statement inserts the group and sends its one NOTIFY when
+/// it inserted anything (four round trips become one); only when some
+/// submissions collided, a read of the rows they hit follows.
+pub struct Submissions;
+
+impl Batch for Submissions {
+    type Item = NewJob;
+    type Output = Submitted;
+
+    async fn write(
+        pool: &PgPool,
+        fixed_now: Option<i64>,
+        jobs: &[&NewJob],
+    ) -> sqlx::Result<Vec<Result<Submitted>>> {
+        let inserted: Vec<JobRow> = sqlx::query_as(
+            "WITH submitted AS (
+             INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id,
+                               status, max_attempts, created_at, available_at)
+             SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
+                    max_attempts, clock_ms($8), clock_ms($8)
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                         $7::bigint[])
+                  AS submitted (id, owner, idempotency_key, request, customer_id, partition_id,
+                                max_attempts)
+             ON CONFLICT DO NOTHING
+             RETURNING *)
+         -- The uncorrelated subquery runs once, and only if a row was inserted.
+         SELECT submitted.*, (SELECT 1 FROM pg_notify($9, '')) AS woken FROM submitted",
+        )
+        .bind(jobs.iter().map(|job| job.id.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|job| job.owner.clone()).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|job| job.idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|job| job.request.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|job| job.customer_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|job| i64::from(partition_of(&job.customer_id)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|job| i64::from(job.max_attempts))
+                .collect::<Vec<_>>(),
+        )
+        .bind(fixed_now)
+        .bind(JOBS_CHANNEL)
+        .fetch_all(pool)
+        .await?;
+        let outcomes = inserted_outcomes(jobs, inserted.into_iter().map(Job::from).collect());
+        let collided = collided(jobs, &outcomes);
+        if collided.is_empty() {
+            return Ok(resolve_collisions(jobs, outcomes, &[]));
+        }
+        let existing: Vec<JobRow> = sqlx::query_as(
+            "SELECT * FROM jobs WHERE id = ANY($1)
+            OR (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.owner.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            collided
+                .iter()
+                .map(|job| job.idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(pool)
+        .await?;
+        let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
+        Ok(resolve_collisions(jobs, outcomes, &existing))
+    }
+}
+
+/// A finished attempt's result.
+pub struct Completion {
+    pub id: String,
+    pub lease_token: i64,
+    pub result: String,
+}
+
+/// Results: one update for the group; each is stored only under its own lease
+/// token. A job reaped while the database was unreachable, and not claimed since
+/// (the token is unchanged), still takes the result of the attempt that ran.
+pub struct Completions;
+
+impl Batch for Completions {
+    type Item = Completion;
+    /// Whether the result was stored.
+    type Output = bool;
+
+    async fn write(
+        pool: &PgPool,
+        fixed_now: Option<i64>,
+        completions: &[&Completion],
+    ) -> sqlx::Result<Vec<Result<bool>>> {
+        let stored: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE jobs SET status = 'completed', result = done.result, error = NULL, progress = 1,
+                 finished_at = clock_ms($4), lease_owner = NULL, lease_expires_at = NULL
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS done (id, lease_token, result)
+             WHERE jobs.id = done.id AND jobs.lease_token = done.lease_token
+               AND jobs.status IN ('processing', 'queued')
+             RETURNING jobs.id, jobs.lease_token",
+        )
+        .bind(completions.iter().map(|done| done.id.clone()).collect::<Vec<_>>())
+        .bind(completions.iter().map(|done| done.lease_token).collect::<Vec<_>>())
+        .bind(completions.iter().map(|done| done.result.clone()).collect::<Vec<_>>())
+        .bind(fixed_now)
+        .fetch_all(pool)
+        .await?;
+        Ok(completions
+            .iter()
+            .map(|done| {
+                Ok(stored
+                    .iter()
+                    .any(|(id, token)| *id == done.id && *token == done.lease_token))
+            })
+            .collect())
+    }
+}
