@@ -3,7 +3,7 @@
 use database::Pool;
 use engine::AssetClass;
 use engine::rng::mix64;
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
 pub const DEMO_CUSTOMERS: u32 = 1000;
 const PRICE_DATE: &str = "2026-11-27";
@@ -20,6 +20,9 @@ const ASSET_COUNT: u64 = AssetClass::ALL.len() as u64 * ASSETS_PER_CLASS;
 /// Customers written per statement when seeding PostgreSQL (about 57,000
 /// holdings, half a second a statement).
 const POSTGRES_BATCH: u32 = 5_000;
+/// Rows per insert when seeding SQLite (three or five bound values a row, well
+/// under SQLite's limit on bound values).
+const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
 /// Serialises the seeding of data services that start together on one database.
 const SEED_LOCK: i64 = 0x5345_4544_4441_5441;
 
@@ -110,34 +113,45 @@ async fn seed_sqlite(pool: &SqlitePool, customers: u32) -> Result<bool, sqlx::Er
     if existing > 0 {
         return Ok(false);
     }
-    for asset in catalogue() {
-        sqlx::query("INSERT INTO assets (id, symbol, asset_class, price, price_as_of) VALUES ($1, $2, $3, $4, $5)")
-            .bind(asset.id)
-            .bind(asset.symbol)
-            .bind(asset.class)
-            .bind(asset.price)
-            .bind(PRICE_DATE)
-            .execute(&mut *transaction)
-            .await?;
+    // Multi-row inserts with bound values: a round trip per statement to
+    // SQLite's thread is most of the cost of seeding, not the rows.
+    let mut assets =
+        QueryBuilder::new("INSERT INTO assets (id, symbol, asset_class, price, price_as_of) ");
+    assets.push_values(catalogue(), |mut row, asset| {
+        row.push_bind(asset.id)
+            .push_bind(asset.symbol)
+            .push_bind(asset.class)
+            .push_bind(asset.price)
+            .push_bind(PRICE_DATE);
+    });
+    assets.build().execute(&mut *transaction).await?;
+    let everyone: Vec<CustomerSeed> = (1..=u64::from(customers)).map(customer).collect();
+    for chunk in everyone.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut rows = QueryBuilder::new("INSERT INTO customers (id, name, base_currency) ");
+        rows.push_values(chunk, |mut row, customer| {
+            row.push_bind(&customer.id)
+                .push_bind(&customer.name)
+                .push_bind(customer.currency);
+        });
+        rows.build().execute(&mut *transaction).await?;
     }
-    for number in 1..=u64::from(customers) {
-        let customer = customer(number);
-        sqlx::query("INSERT INTO customers (id, name, base_currency) VALUES ($1, $2, $3)")
-            .bind(&customer.id)
-            .bind(&customer.name)
-            .bind(customer.currency)
-            .execute(&mut *transaction)
-            .await?;
-        for (asset_id, quantity) in customer.holdings {
-            sqlx::query(
-                "INSERT INTO holdings (customer_id, asset_id, quantity) VALUES ($1, $2, $3)",
-            )
-            .bind(&customer.id)
-            .bind(asset_id)
-            .bind(quantity)
-            .execute(&mut *transaction)
-            .await?;
-        }
+    let holdings: Vec<(&String, i64, f64)> = everyone
+        .iter()
+        .flat_map(|customer| {
+            customer
+                .holdings
+                .iter()
+                .map(move |&(asset_id, quantity)| (&customer.id, asset_id, quantity))
+        })
+        .collect();
+    for chunk in holdings.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut rows = QueryBuilder::new("INSERT INTO holdings (customer_id, asset_id, quantity) ");
+        rows.push_values(chunk, |mut row, (customer_id, asset_id, quantity)| {
+            row.push_bind(*customer_id)
+                .push_bind(*asset_id)
+                .push_bind(*quantity);
+        });
+        rows.build().execute(&mut *transaction).await?;
     }
     // The triggers counted the seed as changes; it is the starting point.
     sqlx::query("UPDATE customers SET version = 1")

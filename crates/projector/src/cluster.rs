@@ -18,7 +18,10 @@ use tokio::task::JoinSet;
 use worker::WorkerConfig;
 
 use crate::roles::{build_node, open_data_store, open_report_store};
-use crate::stores::{DATA_FILE, JOBS_FILE, REPORTS_FILE, bind, create_dir, open_job_store, url_of};
+use crate::stores::{
+    DATA_FILE, JOBS_FILE, REPORTS_FILE, UP_JOB_STORE_CONNECTIONS, bind, create_dir, open_job_store,
+    url_of,
+};
 
 /// The data service the workers read: one started here, or one running elsewhere.
 pub enum DataServiceAt {
@@ -61,7 +64,12 @@ impl Cluster {
             None => Ok(Location::Sqlite(config.data_dir.join(file))),
         };
         // `up` owns its stores: it brings them to this release's schema.
-        let jobs = open_job_store(&location(JOBS_FILE)?, SchemaPolicy::Apply).await?;
+        let jobs = open_job_store(
+            &location(JOBS_FILE)?,
+            SchemaPolicy::Apply,
+            UP_JOB_STORE_CONNECTIONS,
+        )
+        .await?;
         let reports = open_report_store(&location(REPORTS_FILE)?, SchemaPolicy::Apply).await?;
         let shutdown = Shutdown::new();
         let mut http = JoinSet::new();

@@ -21,12 +21,10 @@ use worker::{ClientConfig, DataClient, Node, WorkerConfig};
 
 use crate::signals::Signals;
 use crate::stores::{
-    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, bind, default_actors, engine_pool, open_cache,
+    DATA_FILE, DATASVC_CONNECTIONS, GATEWAY_CONNECTIONS, JOBS_FILE, ORCHESTRATOR_CONNECTIONS,
+    REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, bind, default_actors, engine_pool, open_cache,
     open_job_store, url_of,
 };
-
-/// Connections each HTTP role keeps to a PostgreSQL data or report store.
-const POOL_SIZE: u32 = 8;
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
@@ -85,7 +83,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let signals = Signals::install()?;
     let api_keys = args.keys.required("the gateway")?;
     let location = args.http.store.location(JOBS_FILE)?;
-    let store = open_job_store(&location, args.http.store.policy()).await?;
+    let store = open_job_store(&location, args.http.store.policy(), GATEWAY_CONNECTIONS).await?;
     let listener = bind(args.addr, "gateway").await?;
     println!("gateway       {}", url_of(&listener)?);
     let role = Gateway::new(Arc::new(store.clone()), &api_keys);
@@ -128,7 +126,7 @@ pub async fn open_data_store(
     policy: SchemaPolicy,
     customers: u32,
 ) -> Result<DataStore> {
-    DataStore::open(location, policy, customers, POOL_SIZE)
+    DataStore::open(location, policy, customers, DATASVC_CONNECTIONS)
         .await
         .with_context(|| format!("cannot open the data service store at {location}"))
 }
@@ -173,7 +171,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
 }
 
 pub async fn open_report_store(location: &Location, policy: SchemaPolicy) -> Result<ReportStore> {
-    ReportStore::open(location, policy, POOL_SIZE)
+    ReportStore::open(location, policy, ORCHESTRATOR_CONNECTIONS)
         .await
         .with_context(|| format!("cannot open the report store at {location}"))
 }
@@ -266,7 +264,7 @@ pub async fn build_node<S: JobStore>(
 pub async fn worker(args: WorkerArgs) -> Result<()> {
     let signals = Signals::install()?;
     let location = args.store.location(JOBS_FILE)?;
-    let store = open_job_store(&location, args.store.policy()).await?;
+    let store = open_job_store(&location, args.store.policy(), WORKER_CONNECTIONS).await?;
     let cache_dir = args
         .cache_dir
         .clone()

@@ -54,9 +54,25 @@ pub const JOBS_FILE: &str = "jobs.sqlite";
 pub const REPORTS_FILE: &str = "orchestrator.sqlite";
 pub const DATA_FILE: &str = "datasvc.sqlite";
 
-pub async fn open_job_store(location: &Location, policy: SchemaPolicy) -> Result<AnyJobStore> {
+/// PostgreSQL connections each role keeps at most, besides a worker's or
+/// gateway's one for notifications. PostgreSQL allows 100 by default, and a
+/// cluster's processes share them; a worker needs few (claims, results and
+/// heartbeats are grouped), a gateway's intake needs one per group in flight.
+pub const GATEWAY_CONNECTIONS: u32 = 6;
+pub const WORKER_CONNECTIONS: u32 = 4;
+pub const DATASVC_CONNECTIONS: u32 = 6;
+pub const ORCHESTRATOR_CONNECTIONS: u32 = 3;
+/// `up` runs gateway and worker on one job store.
+pub const UP_JOB_STORE_CONNECTIONS: u32 = GATEWAY_CONNECTIONS + WORKER_CONNECTIONS;
+
+pub async fn open_job_store(
+    location: &Location,
+    policy: SchemaPolicy,
+    max_connections: u32,
+) -> Result<AnyJobStore> {
     let options = StoreOptions {
         policy,
+        max_connections,
         ..StoreOptions::default()
     };
     AnyJobStore::open(location, options)

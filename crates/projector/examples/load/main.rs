@@ -187,6 +187,21 @@ fn read_urls(child: &mut Child) -> Result<Vec<(String, String)>> {
     bail!("projector exited before printing its URLs")
 }
 
+/// Portfolio requests the data service has served, from its `/metrics`.
+async fn datasvc_requests(client: &reqwest::Client, datasvc: &str) -> Result<u64> {
+    let metrics = client
+        .get(format!("{datasvc}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .context("no request counter")
+}
+
 /// The resident memory of a process, from /proc.
 fn resident_kb(pid: u32) -> Result<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))?
@@ -338,17 +353,7 @@ async fn locality(binary: &PathBuf) -> Result<()> {
             }
         }
     }
-    let metrics = client
-        .get(format!("{}/metrics", cluster.datasvc))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let requests: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .context("no request counter")?;
+    let requests = datasvc_requests(&client, &cluster.datasvc).await? as f64;
     println!(
         "{jobs} jobs over 100 customers: {requests} data-service requests, {:.3} per job",
         requests / jobs as f64

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use database::testing::TestDatabase;
 
-use crate::{KEY, job, post, resident_kb};
+use crate::{KEY, datasvc_requests, job, post, resident_kb};
 
 /// A role process, killed when dropped.
 struct Role {
@@ -144,6 +144,11 @@ pub async fn measure(binary: &PathBuf, workers: usize, jobs: usize, probes: usiz
     println!(
         "{jobs} trivial jobs through {workers} worker processes: {seconds:.2} s from first claim to last result, {:.0} completed/s",
         jobs as f64 / seconds
+    );
+    println!(
+        "data-service requests for those jobs, over {} customers: {}",
+        jobs.min(1000),
+        datasvc_requests(&client, &datasvc_url).await?
     );
 
     // Commit-to-claim with idle workers, on the database's clock.
