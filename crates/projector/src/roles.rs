@@ -300,7 +300,12 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The database to bring to this release's schema.
-    #[arg(long, env = "PROJECTOR_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PROJECTOR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: String,
     /// Only this store (needed for SQLite, where each store has its own file).
     #[arg(long, value_enum)]

@@ -16,7 +16,12 @@ use tokio::net::TcpListener;
 pub struct StoreArgs {
     /// The store: postgres://USER@HOST:PORT/DATABASE for a cluster, or
     /// sqlite://FILE; the SQLite files in --data-dir when absent.
-    #[arg(long, env = "PROJECTOR_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PROJECTOR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Directory for the embedded SQLite stores (and, for a worker, its cache).
     #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]

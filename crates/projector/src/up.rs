@@ -37,7 +37,12 @@ pub struct UpArgs {
     keys: KeysArgs,
     /// Every store in this PostgreSQL database (postgres://USER@HOST:PORT/DATABASE)
     /// instead of the SQLite files in --data-dir.
-    #[arg(long, env = "PROJECTOR_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PROJECTOR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     #[command(flatten)]
     tuning: WorkerTuning,
