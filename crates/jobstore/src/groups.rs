@@ -162,8 +162,11 @@ impl Batch for Submissions {
             return Ok(resolve_collisions(jobs, outcomes, &[]));
         }
         let existing: Vec<JobRow> = sqlx::query_as(
+            // Two index lookups: an OR of them would need a bitmap or a whole-table scan.
             "SELECT * FROM jobs WHERE id = ANY($1)
-            OR (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+             UNION ALL
+             SELECT * FROM jobs
+             WHERE (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
         )
         .bind(
             collided

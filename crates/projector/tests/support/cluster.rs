@@ -98,6 +98,9 @@ impl TestCluster {
         for index in 1..=options.workers {
             cluster.add_worker(&format!("node-{index}"), &options.worker_args);
         }
+        if options.workers > 0 {
+            cluster.until_membership_settled(options.workers).await;
+        }
         if options.orchestrator {
             let gateway_url = cluster.gateway_url(0);
             cluster.orchestrator = Some(Process::start(
@@ -116,6 +119,31 @@ impl TestCluster {
             ));
         }
         cluster
+    }
+
+    /// Waits until every live node has renewed its registration since the last
+    /// one joined: from then on each knows the others, and owns only its share.
+    pub async fn until_membership_settled(&self, nodes: usize) {
+        let pool = self.inspect().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (live, settled): (i64, bool) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(MIN(heartbeat_at) > MAX(started_at), false)
+                 FROM jobstore.nodes",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if live == nodes as i64 && settled {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{live} of {nodes} worker nodes registered, settled: {settled}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        pool.close().await;
     }
 
     pub fn add_gateway(&mut self) {
