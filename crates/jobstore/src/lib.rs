@@ -5,7 +5,7 @@
 //!
 //! [`JobStore`] is the contract. [`SqliteJobStore`] keeps it on one machine,
 //! [`PostgresJobStore`] for a cluster; [`AnyJobStore`] is whichever a URL names.
-//! Both run the one conformance suite in `tests/conformance.rs`.
+//! Both run the one conformance suite in `tests/conformance/`.
 
 mod any;
 mod clock;
