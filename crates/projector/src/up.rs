@@ -51,9 +51,14 @@ pub struct UpArgs {
 pub async fn up(args: UpArgs) -> Result<()> {
     let signals = Signals::install()?;
     let mut api_keys = args.keys.given();
-    if api_keys.is_empty() {
-        api_keys.push(kept_api_key(&args.data_dir)?);
-    }
+    // A key is a secret: it is shown only on the start that generated it.
+    let shown_key = if api_keys.is_empty() {
+        let (key, shown) = kept_api_key(&args.data_dir)?;
+        api_keys.push(key);
+        shown
+    } else {
+        "given in PROJECTOR_API_KEY or --api-key (not shown)".to_string()
+    };
     let datasvc = match args.datasvc_url {
         Some(url) => DataServiceAt::External(url),
         None => DataServiceAt::Embedded(args.datasvc_addr),
@@ -76,7 +81,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     println!("  gateway       {}", cluster.gateway_url);
     println!("  data service  {}/api", cluster.datasvc_url);
     println!("  orchestrator  {}", cluster.orchestrator_url);
-    println!("  API key       {}", api_keys[0]);
+    println!("  API key       {shown_key}");
     let outcome = tokio::select! {
         () = signals.first() => Ok(()),
         failed = cluster.worker_failed() => failed,
@@ -85,17 +90,34 @@ pub async fn up(args: UpArgs) -> Result<()> {
     outcome
 }
 
-/// The key generated on first start and kept in the data directory.
-fn kept_api_key(data_dir: &Path) -> Result<String> {
+/// The key generated on first start and kept in the data directory, readable
+/// by this user only, and what to print of it: the key itself only when it was
+/// just generated.
+fn kept_api_key(data_dir: &Path) -> Result<(String, String)> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
     create_dir(data_dir)?;
     let path = data_dir.join("api-key");
     if let Ok(key) = std::fs::read_to_string(&path) {
-        return Ok(key.trim().to_string());
+        // Files written by earlier releases were readable by everyone.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+        let shown = format!("kept in {} (not shown)", path.display());
+        return Ok((key.trim().to_string(), shown));
     }
     let key = generate_key();
-    std::fs::write(&path, format!("{key}\n"))
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| {
+            file.write_all(format!("{key}\n").as_bytes())?;
+            file.sync_all()
+        })
         .with_context(|| format!("cannot write the API key to {}", path.display()))?;
-    Ok(key)
+    Ok((key.clone(), key))
 }
 
 pub fn generate_key() -> String {

@@ -25,9 +25,15 @@ fn demo_reports_every_profile_and_exits_zero() {
     assert!(stdout.contains("All reports completed"), "{stdout}");
 }
 
-/// Starts `up` without a key in the environment and returns the key it printed.
-fn printed_key(data_dir: &std::path::Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+/// Starts `up` (with `key` in the environment, if any), returns what it printed
+/// on its API key line, and stops it.
+fn printed_key(data_dir: &std::path::Path, key: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+    match key {
+        Some(key) => command.env("PROJECTOR_API_KEY", key),
+        None => command.env_remove("PROJECTOR_API_KEY"),
+    };
+    let mut child = command
         .args(["up", "--data-dir", data_dir.to_str().unwrap()])
         .args([
             "--gateway-addr",
@@ -37,7 +43,6 @@ fn printed_key(data_dir: &std::path::Path) -> String {
             "--orchestrator-addr",
             "127.0.0.1:0",
         ])
-        .env_remove("PROJECTOR_API_KEY")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -66,11 +71,27 @@ fn printed_key(data_dir: &std::path::Path) -> String {
 }
 
 #[test]
-fn up_generates_a_key_once_and_keeps_it() {
+fn up_generates_a_key_once_keeps_it_private_and_shows_it_only_then() {
+    use std::os::unix::fs::PermissionsExt;
+
     let directory = tempfile::tempdir().unwrap();
-    let first = printed_key(directory.path());
-    assert_eq!(first.len(), 48);
-    assert_eq!(printed_key(directory.path()), first);
-    let kept = std::fs::read_to_string(directory.path().join("api-key")).unwrap();
+    let first = printed_key(directory.path(), None);
+    assert_eq!(first.len(), 48, "{first}");
+    let path = directory.path().join("api-key");
+    let kept = std::fs::read_to_string(&path).unwrap();
     assert_eq!(kept.trim(), first);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the key file is readable by its owner only"
+    );
+    let again = printed_key(directory.path(), None);
+    assert!(
+        !again.contains(&first) && again.contains("kept in"),
+        "a kept key is not printed again: {again}"
+    );
+
+    let given = printed_key(directory.path(), Some("a-key-from-the-environment"));
+    assert!(!given.contains("a-key-from-the-environment"), "{given}");
 }
