@@ -20,7 +20,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-pub use schema::{SchemaPolicy, Store, prepare_postgres, prepare_sqlite};
+pub use schema::{SchemaPolicy, Store};
+use schema::{prepare_postgres, prepare_sqlite};
 
 /// How long a caller waits for a PostgreSQL connection before the store answers
 /// "unavailable": a database that is down must never hang a request.
@@ -143,7 +144,7 @@ fn redact(url: &str) -> String {
 
 /// The options every SQLite store opens with: created when missing, WAL, every
 /// commit durable, foreign keys on, and a wait on other processes' locks.
-pub fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
+fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -158,11 +159,7 @@ pub fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
 /// a short OLTP statement whose best plan does not depend on its values, and
 /// re-planning (PostgreSQL's default for a statement's first executions, with
 /// SQL functions parsed again each time) cost more than running them.
-pub async fn postgres_pool(
-    url: &str,
-    store: &Store,
-    max_connections: u32,
-) -> Result<PgPool, Error> {
+async fn postgres_pool(url: &str, store: &Store, max_connections: u32) -> Result<PgPool, Error> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| Error::UnsupportedUrl(redact(url)))?
         .application_name(&format!("projector {}", store.name))

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use database::{Location, SchemaPolicy};
+use database::{Location, Pool, SchemaPolicy};
 use tokio::sync::Notify;
 
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
-use crate::{ClaimRequest, Clock, Failure, JobStore, PostgresJobStore, Result, SqliteJobStore};
+use crate::{
+    ClaimRequest, Clock, Failure, JobStore, PostgresJobStore, Result, STORE, SqliteJobStore,
+};
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -32,16 +34,25 @@ pub enum AnyJobStore {
     Postgres(PostgresJobStore),
 }
 
+/// Readers of an SQLite job store; its writes have a connection of their own.
+const SQLITE_READERS: u32 = 4;
+
 impl AnyJobStore {
+    /// Opens the store at `location`, its schema checked (or, with
+    /// [`SchemaPolicy::Apply`], migrated) like every store's.
     pub async fn open(location: &Location, options: StoreOptions) -> Result<Self> {
-        Ok(match location {
-            Location::Sqlite(path) => AnyJobStore::Sqlite(
-                SqliteJobStore::open(path, options.policy, options.clock).await?,
-            ),
-            Location::Postgres(url) => AnyJobStore::Postgres(
-                PostgresJobStore::open(url, options.policy, options.clock, options.max_connections)
-                    .await?,
-            ),
+        let connections = match location {
+            Location::Sqlite(_) => SQLITE_READERS,
+            Location::Postgres(_) => options.max_connections,
+        };
+        let pool = Pool::open(location, &STORE, options.policy, connections).await?;
+        Ok(match pool {
+            Pool::Sqlite(readers) => {
+                AnyJobStore::Sqlite(SqliteJobStore::with_readers(readers, options.clock).await?)
+            }
+            Pool::Postgres(pool) => {
+                AnyJobStore::Postgres(PostgresJobStore::with_pool(pool, options.clock).await)
+            }
         })
     }
 }

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use database::SchemaPolicy;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
@@ -18,7 +17,7 @@ use crate::cursor::ClaimCursors;
 use crate::groups::{Completion, Completions, Group, Submissions};
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
 use crate::rows::{JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live};
-use crate::{ClaimRequest, Failure, JobStore, Result, STORE};
+use crate::{ClaimRequest, Failure, JobStore, Result};
 
 /// The channel that wakes idle nodes when jobs are committed.
 pub(crate) const JOBS_CHANNEL: &str = "projector_jobs";
@@ -37,17 +36,9 @@ pub struct PostgresJobStore {
 }
 
 impl PostgresJobStore {
-    /// Connects with up to `max_connections` and checks (or, with
-    /// [`SchemaPolicy::Apply`], brings up to date) the schema.
-    pub async fn open(
-        url: &str,
-        policy: SchemaPolicy,
-        clock: Clock,
-        max_connections: u32,
-    ) -> Result<Self> {
-        let pool = database::postgres_pool(url, &STORE, max_connections).await?;
-        let location = database::Location::parse(url)?.to_string();
-        database::prepare_postgres(&pool, &STORE, &location, policy).await?;
+    /// The store on `pool` (already at this release's schema): starts the group
+    /// committers and listens for other processes' commits.
+    pub(crate) async fn with_pool(pool: PgPool, clock: Clock) -> Self {
         let submissions = Group::start(pool.clone(), clock.clone());
         let completions = Group::start(pool.clone(), clock.clone());
         let jobs_signal = Arc::new(Notify::new());
@@ -61,7 +52,7 @@ impl PostgresJobStore {
         {
             tracing::warn!("not yet listening for job notifications; claims poll meanwhile");
         }
-        Ok(PostgresJobStore {
+        PostgresJobStore {
             pool,
             submissions,
             completions,
@@ -69,7 +60,7 @@ impl PostgresJobStore {
             jobs_signal,
             listener,
             cursors: Arc::default(),
-        })
+        }
     }
 
     fn fixed_now(&self) -> Option<i64> {

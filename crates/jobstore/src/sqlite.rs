@@ -3,11 +3,9 @@
 //! commits them in groups: writers never wait on each other's locks, and many
 //! concurrent writes share one `fsync`. Reads use a pool of their own.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use database::SchemaPolicy;
 use serde::Serialize;
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
@@ -20,7 +18,7 @@ use crate::rows::{
     node_id_live, resolve_collisions,
 };
 use crate::writer::{OpFuture, Queued, group_commit, operation};
-use crate::{ClaimRequest, Error, Failure, JobStore, Result, STORE};
+use crate::{ClaimRequest, Error, Failure, JobStore, Result};
 
 type SqliteQuery =
     sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
@@ -40,24 +38,17 @@ pub struct SqliteJobStore {
 }
 
 impl SqliteJobStore {
-    /// Opens (creating when missing) the store at `path`; `policy` says whether a
-    /// schema that is behind is migrated or refused. A newer schema is refused.
-    pub async fn open(path: &Path, policy: SchemaPolicy, clock: Clock) -> Result<Self> {
-        let options = database::sqlite_options(path);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone())
-            .await?;
-        let location = format!("sqlite://{}", path.display());
-        database::prepare_sqlite(&pool, &STORE, &location, policy).await?;
+    /// The store on `readers` (a pool already at this release's schema), with a
+    /// writer connection of its own to the same file.
+    pub(crate) async fn with_readers(readers: SqlitePool, clock: Clock) -> Result<Self> {
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with((*readers.connect_options()).clone())
             .await?;
         let (writes, receiver) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(group_commit(writer_pool.clone(), clock.clone(), receiver));
         Ok(SqliteJobStore {
-            pool,
+            pool: readers,
             writer_pool,
             writes,
             clock,
