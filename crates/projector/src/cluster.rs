@@ -2,14 +2,13 @@
 //! over their HTTP contracts and the job store only, as they do across machines.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use api::server::Shutdown;
 use cache::PortfolioCache;
-use database::{Location, SchemaPolicy};
+use database::SchemaPolicy;
 use datasvc::DataStore;
 use gateway::Gateway;
 use jobstore::{AnyJobStore, JobStore};
@@ -19,7 +18,7 @@ use worker::WorkerConfig;
 
 use crate::roles::{build_node, open_data_store, open_report_store};
 use crate::stores::{
-    DATA_FILE, JOBS_FILE, REPORTS_FILE, UP_JOB_STORE_CONNECTIONS, bind, create_dir, open_job_store,
+    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, bind, open_job_store,
     url_of,
 };
 
@@ -30,9 +29,8 @@ pub enum DataServiceAt {
 }
 
 pub struct ClusterConfig {
-    pub data_dir: PathBuf,
-    /// Every store in one PostgreSQL database; SQLite files in `data_dir` when absent.
-    pub database_url: Option<String>,
+    /// Every store in one database, or the SQLite files (and the cache) in the data directory.
+    pub stores: StoreArgs,
     pub gateway_addr: SocketAddr,
     pub datasvc: DataServiceAt,
     pub orchestrator_addr: SocketAddr,
@@ -58,11 +56,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
-        create_dir(&config.data_dir)?;
-        let location = |file: &str| match &config.database_url {
-            Some(url) => Location::parse(url).map_err(anyhow::Error::from),
-            None => Ok(Location::Sqlite(config.data_dir.join(file))),
-        };
+        let location = |file: &str| config.stores.location(file);
         // `up` owns its stores: it brings them to this release's schema.
         let jobs = open_job_store(
             &location(JOBS_FILE)?,
@@ -106,7 +100,11 @@ impl Cluster {
             shutdown.clone(),
         ));
 
-        let cache_dir = config.data_dir.join("cache").join(&config.worker.node_id);
+        let cache_dir = config
+            .stores
+            .data_dir
+            .join("cache")
+            .join(&config.worker.node_id);
         let node = build_node(
             Arc::new(jobs.clone()),
             config.worker,

@@ -10,6 +10,7 @@ use serde_json::json;
 use worker::WorkerConfig;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
+use crate::stores::StoreArgs;
 use crate::up::generate_key;
 
 const CUSTOMER: &str = "C-000042";
@@ -20,8 +21,10 @@ pub async fn demo() -> Result<()> {
     let directory = tempfile::tempdir().context("cannot create a temporary directory")?;
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let cluster = Cluster::start(ClusterConfig {
-        data_dir: directory.path().to_path_buf(),
-        database_url: None,
+        stores: StoreArgs {
+            database_url: None,
+            data_dir: directory.path().to_path_buf(),
+        },
         gateway_addr: any_port,
         datasvc: DataServiceAt::Embedded(any_port),
         orchestrator_addr: any_port,

@@ -22,8 +22,8 @@ use worker::{ClientConfig, DataClient, Node, WorkerConfig};
 use crate::signals::Signals;
 use crate::stores::{
     DATA_FILE, DATASVC_CONNECTIONS, GATEWAY_CONNECTIONS, JOBS_FILE, ORCHESTRATOR_CONNECTIONS,
-    REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, bind, default_actors, engine_pool, open_cache,
-    open_job_store, url_of,
+    REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, bind, engine_pool, open_cache, open_job_store,
+    url_of,
 };
 
 #[derive(Debug, Args)]
@@ -220,21 +220,22 @@ pub struct WorkerTuning {
     retention_hours: u64,
     /// How long a cached portfolio stays fresh, in seconds.
     #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600)]
-    pub cache_ttl_seconds: u64,
+    cache_ttl_seconds: u64,
 }
 
 impl WorkerTuning {
     pub fn config(&self, node_id: &str) -> WorkerConfig {
         let lease = Duration::from_secs(self.lease_seconds);
+        let defaults = WorkerConfig::default();
         WorkerConfig {
+            actors: self.workers.map_or(defaults.actors, usize::from),
             node_id: node_id.to_string(),
-            actors: self.workers.map_or_else(default_actors, usize::from),
             lease,
             heartbeat: lease / 5,
             steal_after: Duration::from_millis(self.steal_after_ms),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             retention: Duration::from_secs(self.retention_hours * 3600),
-            ..WorkerConfig::default()
+            ..defaults
         }
     }
 

@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 /// `--database-url`, or the embedded SQLite files in `--data-dir`.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// The store: postgres://USER@HOST:PORT/DATABASE for a cluster, or
-    /// sqlite://FILE; the SQLite files in --data-dir when absent.
+    /// The store: postgres://USER@HOST:PORT/DATABASE (one database holds every
+    /// store), or sqlite://FILE (one file per store); the SQLite files in
+    /// --data-dir when absent.
     #[arg(
         long,
         env = "PROJECTOR_DATABASE_URL",
@@ -23,7 +24,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Directory for the embedded SQLite stores (and, for a worker, its cache).
+    /// Directory for the embedded SQLite stores, a worker's cache and `up`'s API key.
     #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]
     pub data_dir: PathBuf,
 }
@@ -129,8 +130,4 @@ pub async fn bind(address: std::net::SocketAddr, role: &str) -> Result<TcpListen
 
 pub fn url_of(listener: &TcpListener) -> Result<String> {
     Ok(format!("http://{}", listener.local_addr()?))
-}
-
-pub fn default_actors() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get())
 }

@@ -1,7 +1,7 @@
 //! `projector up`: every role in one process on fixed addresses.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -9,16 +9,15 @@ use clap::Args;
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
 use crate::roles::{KeysArgs, WorkerTuning};
 use crate::signals::Signals;
-use crate::stores::create_dir;
+use crate::stores::{StoreArgs, create_dir};
 
 /// The worker node of a one-machine deployment.
 const NODE_ID: &str = "node-1";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Directory for the SQLite stores, the LevelDB cache and the API key.
-    #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    stores: StoreArgs,
     #[arg(long, env = "PROJECTOR_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
     gateway_addr: SocketAddr,
     #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
@@ -35,15 +34,6 @@ pub struct UpArgs {
     /// One is generated and kept in the data directory when no key is given.
     #[command(flatten)]
     keys: KeysArgs,
-    /// Every store in this PostgreSQL database (postgres://USER@HOST:PORT/DATABASE)
-    /// instead of the SQLite files in --data-dir.
-    #[arg(
-        long,
-        env = "PROJECTOR_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    database_url: Option<String>,
     #[command(flatten)]
     tuning: WorkerTuning,
 }
@@ -53,7 +43,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let mut api_keys = args.keys.given();
     // A key is a secret: it is shown only on the start that generated it.
     let shown_key = if api_keys.is_empty() {
-        let (key, shown) = kept_api_key(&args.data_dir)?;
+        let (key, shown) = kept_api_key(&args.stores.data_dir)?;
         api_keys.push(key);
         shown
     } else {
@@ -67,8 +57,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     // `up` is the only process on its node id: a crash's registration is its own.
     worker.reclaim_node_id = true;
     let mut cluster = Cluster::start(ClusterConfig {
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url,
+        stores: args.stores.clone(),
         gateway_addr: args.gateway_addr,
         datasvc,
         orchestrator_addr: args.orchestrator_addr,
@@ -77,7 +66,10 @@ pub async fn up(args: UpArgs) -> Result<()> {
         cache_ttl: args.tuning.cache_ttl(),
     })
     .await?;
-    println!("projector is up (data in {})", args.data_dir.display());
+    println!(
+        "projector is up (data in {})",
+        args.stores.data_dir.display()
+    );
     println!("  gateway       {}", cluster.gateway_url);
     println!("  data service  {}/api", cluster.datasvc_url);
     println!("  orchestrator  {}", cluster.orchestrator_url);
