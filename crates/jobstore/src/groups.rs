@@ -21,6 +21,11 @@ const MAX_GROUP: usize = 512;
 /// Writes waiting for the committer before senders wait too.
 const QUEUE: usize = 4096;
 
+/// One field of every item, as an array to bind for `UNNEST`.
+fn column<I, T>(items: &[&I], field: impl Fn(&I) -> T) -> Vec<T> {
+    items.iter().map(|item| field(item)).collect()
+}
+
 /// A kind of write that many callers' items share one statement for.
 pub trait Batch: Send + 'static {
     type Item: Send + Sync + 'static;
@@ -125,33 +130,15 @@ impl Batch for Submissions {
          -- The uncorrelated subquery runs once, and only if a row was inserted.
          SELECT submitted.*, (SELECT 1 FROM pg_notify($9, '')) AS woken FROM submitted",
         )
-        .bind(jobs.iter().map(|job| job.id.clone()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|job| job.owner.clone()).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|job| job.idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            jobs.iter()
-                .map(|job| job.request.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            jobs.iter()
-                .map(|job| job.customer_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            jobs.iter()
-                .map(|job| i64::from(partition_of(&job.customer_id)))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            jobs.iter()
-                .map(|job| i64::from(job.max_attempts))
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(jobs, |job| job.id.clone()))
+        .bind(column(jobs, |job| job.owner.clone()))
+        .bind(column(jobs, |job| job.idempotency_key.clone()))
+        .bind(column(jobs, |job| job.request.clone()))
+        .bind(column(jobs, |job| job.customer_id.clone()))
+        .bind(column(jobs, |job| {
+            i64::from(partition_of(&job.customer_id))
+        }))
+        .bind(column(jobs, |job| i64::from(job.max_attempts)))
         .bind(fixed_now)
         .bind(JOBS_CHANNEL)
         .fetch_all(pool)
@@ -168,24 +155,9 @@ impl Batch for Submissions {
              SELECT * FROM jobs
              WHERE (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
         )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.owner.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            collided
-                .iter()
-                .map(|job| job.idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&collided, |job| job.id.clone()))
+        .bind(column(&collided, |job| job.owner.clone()))
+        .bind(column(&collided, |job| job.idempotency_key.clone()))
         .fetch_all(pool)
         .await?;
         let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
@@ -223,9 +195,9 @@ impl Batch for Completions {
                AND jobs.status IN ('processing', 'queued')
              RETURNING jobs.id, jobs.lease_token",
         )
-        .bind(completions.iter().map(|done| done.id.clone()).collect::<Vec<_>>())
-        .bind(completions.iter().map(|done| done.lease_token).collect::<Vec<_>>())
-        .bind(completions.iter().map(|done| done.result.clone()).collect::<Vec<_>>())
+        .bind(column(completions, |done| done.id.clone()))
+        .bind(column(completions, |done| done.lease_token))
+        .bind(column(completions, |done| done.result.clone()))
         .bind(fixed_now)
         .fetch_all(pool)
         .await?;
