@@ -65,6 +65,45 @@ async fn until_finished(pool: &sqlx::PgPool, count: i64, within: Duration) {
     }
 }
 
+/// What the database holds of the cluster's jobs.
+struct Tally {
+    rows: i64,
+    /// Completed with a stored result.
+    completed: i64,
+    /// Attempts of every job together.
+    attempts: i64,
+    /// Jobs still under somebody's lease.
+    leased: i64,
+}
+
+async fn tally(pool: &sqlx::PgPool) -> Tally {
+    let (rows, completed, attempts, leased) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
+                COALESCE(SUM(attempts), 0)::BIGINT, COUNT(*) FILTER (WHERE lease_owner IS NOT NULL)
+         FROM jobstore.jobs",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    Tally {
+        rows,
+        completed,
+        attempts,
+        leased,
+    }
+}
+
+/// The node holding the job's lease, if any.
+async fn lease_owner(pool: &sqlx::PgPool, job_id: &str) -> Option<String> {
+    let owner: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+    owner.and_then(|(owner,)| owner)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() {
     let mut cluster = TestCluster::start(ClusterOptions {
@@ -83,14 +122,12 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
     let pool = cluster.inspect().await;
     until_finished(&pool, 1000, WAIT).await;
 
-    let (rows, completed, attempts): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
-                SUM(attempts)::BIGINT
-         FROM jobstore.jobs",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let Tally {
+        rows,
+        completed,
+        attempts,
+        ..
+    } = tally(&pool).await;
     assert_eq!(
         (rows, completed, attempts),
         (1000, 1000, 1000),
@@ -213,16 +250,14 @@ async fn a_killed_worker_s_jobs_finish_elsewhere_once_and_a_killed_gateway_is_no
     }
     let victim = status(&survivor, &victim_job).await;
     assert_eq!(victim["attempts"], 2, "{victim}");
-    let (rows, completed, owners): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
-                COUNT(*) FILTER (WHERE lease_owner IS NOT NULL)
-         FROM jobstore.jobs",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let Tally {
+        rows,
+        completed,
+        leased,
+        ..
+    } = tally(&pool).await;
     assert_eq!(
-        (rows, completed, owners),
+        (rows, completed, leased),
         (6, 6, 0),
         "one row and one result per job"
     );
@@ -360,12 +395,7 @@ async fn a_stopping_worker_gives_its_running_job_back_at_the_end_of_its_grace() 
     let pool = cluster.inspect().await;
     let deadline = Instant::now() + WAIT;
     let first_owner: String = loop {
-        let owner: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = 'long'")
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        if let Some((Some(owner),)) = owner {
+        if let Some(owner) = lease_owner(&pool, "long").await {
             break owner;
         }
         assert!(Instant::now() < deadline, "the job was never claimed");
@@ -382,11 +412,7 @@ async fn a_stopping_worker_gives_its_running_job_back_at_the_end_of_its_grace() 
     // Given back at the end of the grace period, not at the end of its 60 s lease.
     let deadline = Instant::now() + Duration::from_secs(20);
     let second_owner: String = loop {
-        let (owner,): (Option<String>,) =
-            sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = 'long'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let owner = lease_owner(&pool, "long").await;
         if let Some(owner) = owner.filter(|owner| *owner != first_owner) {
             break owner;
         }
