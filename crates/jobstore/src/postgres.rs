@@ -178,7 +178,11 @@ impl JobStore for PostgresJobStore {
                 query.bind(owned).bind(after_available).bind(after_id)
             })
             .await?;
-        let last = rows.iter().map(JobRow::queue_position).max();
+        let last = rows
+            .iter()
+            .map(JobRow::queue_position)
+            .max()
+            .map(|(available_at, id)| (available_at, id.to_string()));
         let got_all = rows.len() == request.limit as usize;
         self.cursors.record(request.worker, last, got_all);
         let mut claimed: Vec<Claimed> = rows.into_iter().map(JobRow::into_claimed).collect();

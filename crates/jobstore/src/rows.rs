@@ -56,8 +56,8 @@ impl From<JobRow> for Job {
 
 impl JobRow {
     /// The row's place in the queue's order.
-    pub fn queue_position(&self) -> (i64, String) {
-        (self.available_at, self.id.clone())
+    pub fn queue_position(&self) -> (i64, &str) {
+        (self.available_at, &self.id)
     }
 
     pub fn into_claimed(self) -> Claimed {
