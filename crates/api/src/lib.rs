@@ -6,12 +6,16 @@
 mod codec;
 mod convert;
 mod problem;
+mod secret;
 pub mod server;
 mod validate;
 
 pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
 pub use problem::Problem;
-pub use validate::{ValidationError, customer_id_rule, projection_params, report_parameters};
+pub use secret::Secret;
+pub use validate::{
+    ValidationError, customer_id_rule, normalized, projection_params, report_parameters,
+};
 
 /// Messages of `proto/projector.proto`.
 #[allow(clippy::all)]

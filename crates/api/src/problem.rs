@@ -21,9 +21,13 @@ pub struct Problem {
     pub retry_after: Option<u32>,
 }
 
+/// Longest detail: a client's input quoted back is never sent back whole.
+const MAX_DETAIL_CHARS: usize = 600;
+const MAX_FIELD_CHARS: usize = 200;
+
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        let detail = detail.into();
+        let detail = cut(detail.into(), MAX_DETAIL_CHARS);
         Problem {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),
@@ -44,7 +48,7 @@ impl Problem {
 
     /// A rule broken by one field: 422 naming the field and the rule.
     pub fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> Self {
-        let field = field.into();
+        let field = cut(field.into(), MAX_FIELD_CHARS);
         let mut problem = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("invalid {field}: {rule}"),
@@ -55,8 +59,16 @@ impl Problem {
 
     /// A problem whose `error` keeps the exact text the original clients expect.
     pub fn with_error(mut self, error: impl Into<String>) -> Self {
-        self.error = error.into();
+        self.error = cut(error.into(), MAX_DETAIL_CHARS);
         self
+    }
+}
+
+/// `text` cut to at most `max_chars` characters, marked when cut.
+pub(crate) fn cut(text: String, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
     }
 }
 

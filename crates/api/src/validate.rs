@@ -75,15 +75,16 @@ pub fn projection_params(
         .parse()
         .map_err(|error: engine::Error| prefixed(error.into()))?;
     let defaults = ProjectionParams::default();
-    let paths = parameters.paths.unwrap_or(defaults.paths);
-    if paths > MAX_REQUEST_PATHS {
-        return Err(ValidationError::new(
-            "parameters.paths",
-            format!("must be at most {MAX_REQUEST_PATHS}, got {paths}"),
-        ));
-    }
+    let paths = parameters.paths.unwrap_or(u64::from(defaults.paths));
+    let paths = within("parameters.paths", paths, 1, MAX_REQUEST_PATHS)?;
+    let time_horizon_years = within(
+        "parameters.time_horizon_years",
+        parameters.time_horizon_years,
+        1,
+        engine::MAX_HORIZON_YEARS,
+    )?;
     let params = ProjectionParams {
-        time_horizon_years: parameters.time_horizon_years,
+        time_horizon_years,
         risk_profile,
         paths,
         monthly_contribution: parameters
@@ -100,6 +101,27 @@ pub fn projection_params(
     Ok(params)
 }
 
+/// The parameters as they are stored and compared: validated, with every
+/// default filled in, so that leaving a field out and sending its default value
+/// are one request.
+pub fn normalized(
+    parameters: &ProjectionParameters,
+) -> Result<ProjectionParameters, ValidationError> {
+    let params = projection_params(parameters)?;
+    Ok(ProjectionParameters {
+        customer_id: parameters.customer_id.clone(),
+        time_horizon_years: u64::from(params.time_horizon_years),
+        risk_profile: params.risk_profile.name().to_string(),
+        paths: Some(u64::from(params.paths)),
+        monthly_contribution: Some(params.monthly_contribution),
+        annual_fee: Some(params.annual_fee),
+        inflation: Some(params.inflation),
+        glide_path: Some(params.glide_path),
+        rebalance: Some(params.rebalance),
+        seed: params.seed,
+    })
+}
+
 /// Validates the body of `POST /reports`, naming fields as the report spells them.
 pub fn report_parameters(parameters: &ProjectionParameters) -> Result<(), ValidationError> {
     projection_params(parameters)
@@ -107,6 +129,19 @@ pub fn report_parameters(parameters: &ProjectionParameters) -> Result<(), Valida
         .map_err(|error| ValidationError {
             field: error.field.trim_start_matches("parameters.").to_string(),
             rule: error.rule,
+        })
+}
+
+/// A count from the wire (64 bits in both codecs) within `min..=max`.
+fn within(field: &str, value: u64, min: u32, max: u32) -> Result<u32, ValidationError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|narrow| (min..=max).contains(narrow))
+        .ok_or_else(|| {
+            ValidationError::new(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            )
         })
 }
 
@@ -128,6 +163,31 @@ mod tests {
             risk_profile: "balanced".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_default_left_out_and_the_default_sent_normalize_alike() {
+        let explicit = ProjectionParameters {
+            paths: Some(10_000),
+            monthly_contribution: Some(500.0),
+            glide_path: Some(true),
+            ..valid()
+        };
+        assert_eq!(
+            normalized(&valid()).unwrap(),
+            normalized(&explicit).unwrap()
+        );
+        let other = ProjectionParameters {
+            paths: Some(10_001),
+            ..valid()
+        };
+        assert_ne!(normalized(&valid()).unwrap(), normalized(&other).unwrap());
+        let normal = normalized(&valid()).unwrap();
+        assert_eq!(
+            normalized(&normal).unwrap(),
+            normal,
+            "normalizing is idempotent"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::DataStore;
+use crate::access::{Access, require_credential};
 use crate::portfolio::load_portfolio;
 
 #[derive(Clone)]
@@ -20,13 +21,18 @@ struct AppState {
     portfolio_requests: Arc<AtomicU64>,
 }
 
-pub fn router(store: DataStore) -> Router {
+/// The portfolio API behind `access`; `/metrics` holds no customer data and is open.
+pub fn router(store: DataStore, access: Access) -> Router {
     let state = AppState {
         store,
         portfolio_requests: Arc::default(),
     };
     Router::new()
         .route("/api/customers/{customer_id}/portfolio", get(portfolio))
+        .route_layer(axum::middleware::from_fn_with_state(
+            access,
+            require_credential,
+        ))
         .route("/metrics", get(metrics))
         .with_state(state)
 }

@@ -2,21 +2,24 @@
 //! (SQLite on one machine, PostgreSQL as the source of truth of a cluster),
 //! seeded with deterministic demo customers on the first start.
 
+mod access;
 mod http;
 mod portfolio;
 mod seed;
 
 use database::{Location, Pool, SchemaPolicy};
 
+pub use access::Access;
 pub use http::router;
 
 /// Serves the data service on `listener` until `shutdown` stops it.
 pub async fn run(
     store: DataStore,
-    listener: tokio::net::TcpListener,
+    access: Access,
+    listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
-    api::server::serve(listener, router(store), shutdown).await
+    api::server::serve(listener, router(store, access), shutdown).await
 }
 pub use portfolio::load_portfolio;
 pub use seed::DEMO_CUSTOMERS;

@@ -1,10 +1,11 @@
 //! The data service over real HTTP on loopback, on a real SQLite file and a
 //! real PostgreSQL database.
 
+use api::Secret;
 use api::wire::Portfolio;
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy, on_pool};
-use datasvc::{DataStore, load_portfolio, router};
+use datasvc::{Access, DataStore, load_portfolio, router};
 use prost::Message;
 
 /// Keeps a test's store alive: its directory or its database.
@@ -28,11 +29,27 @@ async fn open_at(location: &Location) -> DataStore {
         .unwrap()
 }
 
-async fn serve(store: DataStore) -> String {
+const TOKEN: &str = "datasvc-test-token";
+
+async fn serve(store: DataStore, access: Access) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(store)).await.unwrap() });
+    tokio::spawn(async move {
+        api::server::serve(listener, router(store, access), Default::default())
+            .await
+            .unwrap()
+    });
     format!("http://{address}")
+}
+
+/// A client that presents `token`, as the workers do.
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -48,8 +65,8 @@ async fn on_postgres_portfolio_json_protobuf_and_404() {
 }
 
 async fn portfolio_json_protobuf_and_404(store: DataStore) {
-    let base = serve(store).await;
-    let client = reqwest::Client::new();
+    let base = serve(store, Access::token(Secret::new(TOKEN))).await;
+    let client = client_with(TOKEN);
     let response = client
         .get(format!("{base}/api/customers/C-000042/portfolio"))
         .send()
@@ -106,6 +123,59 @@ async fn portfolio_json_protobuf_and_404(store: DataStore) {
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "Customer C-999999 not found");
+}
+
+#[tokio::test]
+async fn portfolios_need_the_service_token_unless_anonymous_callers_are_allowed() {
+    let (_place, store) = open_sqlite().await;
+    let portfolio = "/api/customers/C-000042/portfolio";
+    let strict = serve(store.clone(), Access::token(Secret::new(TOKEN))).await;
+    let lenient = serve(
+        store,
+        Access {
+            token: Some(Secret::new(TOKEN)),
+            allow_anonymous: true,
+        },
+    )
+    .await;
+    let anonymous = reqwest::Client::new();
+    let wrong = client_with("not-the-token");
+    let cases = [
+        (&strict, &anonymous, 401),
+        (&strict, &wrong, 401),
+        (&strict, &client_with(TOKEN), 200),
+        (&lenient, &anonymous, 200),
+        (&lenient, &wrong, 401),
+    ];
+    for (base, client, expected) in cases {
+        let response = client
+            .get(format!("{base}{portfolio}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{base}");
+        if expected == 401 {
+            assert!(
+                response.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer")
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("PROJECTOR_DATASVC_TOKEN")
+            );
+        }
+    }
+    let metrics = anonymous
+        .get(format!("{strict}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200, "metrics hold no customer data");
 }
 
 #[tokio::test]

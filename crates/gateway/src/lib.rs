@@ -8,16 +8,13 @@ mod submit;
 
 use std::sync::Arc;
 
-use api::server::Shutdown;
+use api::server::{HttpListener, Shutdown};
 use axum::Router;
 use axum::routing::{get, post};
 use jobstore::JobStore;
-use tokio::net::TcpListener;
 
 pub use auth::owner_of;
 
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Attempts a job gets before it fails for good.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -46,7 +43,11 @@ impl<S: JobStore> Gateway<S> {
     }
 
     /// Serves on `listener` until `shutdown` stops it.
-    pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        listener: impl Into<HttpListener>,
+        shutdown: Shutdown,
+    ) -> std::io::Result<()> {
         api::server::serve(listener, self.router(), shutdown).await
     }
 }

@@ -5,25 +5,33 @@ use std::sync::Arc;
 
 use api::wire::{GenerateProjectionRequest, GenerateProjectionResponse};
 use api::{DecodeError, Encoding, Problem, respond};
-use axum::body::{Body, to_bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::authenticate;
-use crate::{Gateway, MAX_ATTEMPTS, MAX_BODY_BYTES};
+use crate::{Gateway, MAX_ATTEMPTS};
 
 const MAX_ID_LENGTH: usize = 128;
+/// A job id in a path: every character but RFC 3986's unreserved ones is
+/// percent-encoded, so that an id such as `a/../b?c` stays one segment.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 /// What a client is told to wait while the job store is unreachable.
 const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub async fn generate_projection<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
     headers: HeaderMap,
-    body: Body,
+    body: Bytes,
 ) -> Response {
-    match submit(&gateway, &headers, body).await {
+    match submit(&gateway, &headers, &body).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -32,28 +40,24 @@ pub async fn generate_projection<S: JobStore>(
 async fn submit<S: JobStore>(
     gateway: &Gateway<S>,
     headers: &HeaderMap,
-    body: Body,
+    bytes: &[u8],
 ) -> Result<Response, Problem> {
     let owner = authenticate(headers, &gateway.owners)?;
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     let request: GenerateProjectionRequest =
-        api::decode(Encoding::of_content_type(content_type), &bytes).map_err(decode_problem)?;
+        api::decode(Encoding::of_content_type(content_type), bytes).map_err(decode_problem)?;
     let idempotency_key = header_text(headers, "x-idempotency-key", "X-Idempotency-Key")?;
-    let parameters = request.parameters.ok_or_else(|| {
+    let requested = request.parameters.ok_or_else(|| {
         Problem::invalid(
             "parameters",
             "is required: customer_id, time_horizon_years and risk_profile",
         )
     })?;
-    api::projection_params(&parameters)?;
+    // Stored and compared with every default filled in: leaving a field out
+    // and sending its default value are one request.
+    let parameters = api::normalized(&requested)?;
     let job_id = match (request.job_id.as_str(), &idempotency_key) {
         ("", Some(key)) => key.clone(),
         ("", None) => uuid::Uuid::new_v4().to_string(),
@@ -83,7 +87,11 @@ async fn submit<S: JobStore>(
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok());
     let mut response = respond(StatusCode::ACCEPTED, Encoding::of_accept(accept), &answer);
-    if let Ok(location) = HeaderValue::from_str(&format!("/job_status/{}", submitted.job.id)) {
+    let location = format!(
+        "/job_status/{}",
+        utf8_percent_encode(&submitted.job.id, PATH_SEGMENT)
+    );
+    if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     if !submitted.created {
@@ -110,6 +118,12 @@ fn check_identifier(field: &str, value: &str) -> Result<(), Problem> {
         return Err(Problem::invalid(
             field,
             format!("must be 1 to {MAX_ID_LENGTH} characters"),
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(Problem::invalid(
+            field,
+            "must not be \".\" or \"..\", which a URL would resolve away",
         ));
     }
     if !value.chars().all(|c| c.is_ascii_graphic()) {

@@ -30,6 +30,7 @@ impl GatewayClient {
     pub fn new(config: DispatchConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
         Ok(GatewayClient { http, config })
     }

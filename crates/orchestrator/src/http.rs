@@ -3,7 +3,7 @@
 use api::wire::{ProjectionParameters, ReportList};
 use api::{DecodeError, Encoding, Problem, respond};
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,6 @@ use axum::routing::get;
 
 use crate::ReportStore;
 
-const MAX_BODY_BYTES: usize = 64 * 1024;
 const LISTED: u32 = 100;
 
 pub fn router(store: ReportStore) -> Router {
@@ -38,14 +37,7 @@ fn unavailable(error: crate::Error) -> Response {
     .into_response()
 }
 
-async fn create(State(store): State<ReportStore>, headers: HeaderMap, body: Body) -> Response {
-    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-        .into_response();
-    };
+async fn create(State(store): State<ReportStore>, headers: HeaderMap, bytes: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());

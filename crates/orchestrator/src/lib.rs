@@ -17,7 +17,7 @@ pub use store::ReportStore;
 pub async fn run(
     config: DispatchConfig,
     store: ReportStore,
-    listener: tokio::net::TcpListener,
+    listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
     let dispatcher = Dispatcher::new(store.clone(), config).map_err(|error| {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use api::server::Shutdown;
+use api::Secret;
+use api::server::{Limits, Shutdown};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
 use datasvc::DataStore;
@@ -16,16 +17,24 @@ use orchestrator::{DispatchConfig, ReportStore};
 use tokio::task::JoinSet;
 use worker::WorkerConfig;
 
-use crate::roles::{build_node, open_data_store, open_report_store};
+use crate::listen::{bind, url_of};
+use crate::roles::{DatasvcAccessArgs, build_node, open_data_store, open_report_store};
 use crate::stores::{
-    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, bind, open_job_store,
-    url_of,
+    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, open_job_store,
 };
+use crate::up::generate_key;
 
 /// The data service the workers read: one started here, or one running elsewhere.
 pub enum DataServiceAt {
-    Embedded(SocketAddr),
-    External(String),
+    /// Started here; its token is `access`'s, or one generated for this run.
+    Embedded {
+        address: SocketAddr,
+        access: DatasvcAccessArgs,
+    },
+    External {
+        url: String,
+        token: Option<Secret>,
+    },
 }
 
 pub struct ClusterConfig {
@@ -38,6 +47,7 @@ pub struct ClusterConfig {
     /// Keys the gateway accepts; the orchestrator submits with the first.
     pub api_keys: Vec<String>,
     pub cache_ttl: Duration,
+    pub limits: Limits,
 }
 
 /// A running cluster; [`Cluster::stop`] shuts it down in order.
@@ -67,27 +77,34 @@ impl Cluster {
         let reports = open_report_store(&location(REPORTS_FILE)?, SchemaPolicy::Apply).await?;
         let shutdown = Shutdown::new();
         let mut http = JoinSet::new();
-        let (datasvc_url, data) = match config.datasvc {
-            DataServiceAt::Embedded(address) => {
+        let (datasvc_url, datasvc_token, data) = match config.datasvc {
+            DataServiceAt::Embedded { address, access } => {
+                let access = access.access(Some(Secret::new(generate_key())))?;
                 let data = open_data_store(
                     &location(DATA_FILE)?,
                     SchemaPolicy::Apply,
                     datasvc::DEMO_CUSTOMERS,
                 )
                 .await?;
-                let listener = bind(address, "data service").await?;
+                let listener = bind(address, "data service", config.limits).await?;
                 let url = url_of(&listener)?;
-                http.spawn(datasvc::run(data.clone(), listener, shutdown.clone()));
-                (url, Some(data))
+                let token = access.token.clone();
+                http.spawn(datasvc::run(
+                    data.clone(),
+                    access,
+                    listener,
+                    shutdown.clone(),
+                ));
+                (url, token, Some(data))
             }
-            DataServiceAt::External(url) => (url, None),
+            DataServiceAt::External { url, token } => (url, token, None),
         };
-        let listener = bind(config.gateway_addr, "gateway").await?;
+        let listener = bind(config.gateway_addr, "gateway", config.limits).await?;
         let gateway_url = url_of(&listener)?;
         let gateway = Gateway::new(Arc::new(jobs.clone()), &config.api_keys);
         http.spawn(gateway.run(listener, shutdown.clone()));
 
-        let listener = bind(config.orchestrator_addr, "orchestrator").await?;
+        let listener = bind(config.orchestrator_addr, "orchestrator", config.limits).await?;
         let orchestrator_url = url_of(&listener)?;
         let orchestrator_key = config
             .api_keys
@@ -111,6 +128,7 @@ impl Cluster {
             cache_dir,
             config.cache_ttl,
             &datasvc_url,
+            datasvc_token,
         )
         .await?;
         let cache = node.cache.clone();

@@ -10,6 +10,7 @@ use serde_json::json;
 use worker::WorkerConfig;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
+use crate::roles::DatasvcAccessArgs;
 use crate::stores::StoreArgs;
 use crate::up::generate_key;
 
@@ -26,11 +27,15 @@ pub async fn demo() -> Result<()> {
             data_dir: directory.path().to_path_buf(),
         },
         gateway_addr: any_port,
-        datasvc: DataServiceAt::Embedded(any_port),
+        datasvc: DataServiceAt::Embedded {
+            address: any_port,
+            access: DatasvcAccessArgs::default(),
+        },
         orchestrator_addr: any_port,
         worker: WorkerConfig::default(),
         api_keys: vec![generate_key()],
         cache_ttl: Duration::from_secs(3600),
+        limits: api::server::Limits::default(),
     })
     .await?;
     println!(

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod demo;
+mod listen;
 mod portfolio;
 mod roles;
 mod signals;
@@ -97,6 +98,7 @@ where
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    api::server::raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

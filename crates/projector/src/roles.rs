@@ -10,20 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use api::Secret;
 use api::server::Shutdown;
 use clap::Args;
 use database::{Location, Pool, SchemaPolicy};
-use datasvc::DataStore;
+use datasvc::{Access, DataStore};
 use gateway::Gateway;
 use jobstore::JobStore;
 use orchestrator::{DispatchConfig, ReportStore};
 use worker::{ClientConfig, DataClient, Node, WorkerConfig};
 
+use crate::listen::{LimitArgs, bind, url_of};
 use crate::signals::Signals;
 use crate::stores::{
     DATA_FILE, DATASVC_CONNECTIONS, GATEWAY_CONNECTIONS, JOBS_FILE, ORCHESTRATOR_CONNECTIONS,
-    REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, bind, engine_pool, open_cache, open_job_store,
-    url_of,
+    REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, engine_pool, open_cache, open_job_store,
 };
 
 #[derive(Debug, Args)]
@@ -33,6 +34,8 @@ pub struct HttpArgs {
     /// How long health answers 503 before the server stops, after the first signal.
     #[arg(long, env = "PROJECTOR_DRAIN_SECONDS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=600))]
     drain_seconds: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// The tenants' API keys: the gateway accepts each, the orchestrator submits
@@ -84,7 +87,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let api_keys = args.keys.required("the gateway")?;
     let location = args.http.store.location(JOBS_FILE)?;
     let store = open_job_store(&location, args.http.store.policy(), GATEWAY_CONNECTIONS).await?;
-    let listener = bind(args.addr, "gateway").await?;
+    let listener = bind(args.addr, "gateway", args.http.limits.limits()).await?;
     println!("gateway       {}", url_of(&listener)?);
     let role = Gateway::new(Arc::new(store.clone()), &api_keys);
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
@@ -95,6 +98,58 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     Ok(())
 }
 
+/// The data service's token, which it requires and the workers present.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatasvcTokenArgs {
+    /// The data service's service token, sent by the workers as a bearer token.
+    #[arg(long, env = "PROJECTOR_DATASVC_TOKEN", hide_env_values = true)]
+    datasvc_token: Option<String>,
+}
+
+impl DatasvcTokenArgs {
+    pub fn secret(&self) -> Option<Secret> {
+        self.datasvc_token
+            .as_deref()
+            .filter(|token| !token.is_empty())
+            .map(Secret::new)
+    }
+}
+
+/// Who the data service answers.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatasvcAccessArgs {
+    #[command(flatten)]
+    token: DatasvcTokenArgs,
+    /// Also answer callers without credentials (legacy clients on a trusted network).
+    #[arg(long, env = "PROJECTOR_DATASVC_ALLOW_ANONYMOUS")]
+    datasvc_allow_anonymous: bool,
+}
+
+impl DatasvcAccessArgs {
+    pub fn token(&self) -> Option<Secret> {
+        self.token.secret()
+    }
+
+    /// The access the data service enforces; `generated` stands in for a token
+    /// not given (`up`, whose workers are in the same process).
+    pub fn access(&self, generated: Option<Secret>) -> Result<Access> {
+        let access = Access {
+            token: self.token.secret().or(generated),
+            allow_anonymous: self.datasvc_allow_anonymous,
+        };
+        if access.allow_anonymous {
+            tracing::warn!(
+                "the data service answers callers without credentials (--datasvc-allow-anonymous): any client that reaches it can read every portfolio"
+            );
+        } else if access.token.is_none() {
+            bail!(
+                "the data service needs a token for its callers: set PROJECTOR_DATASVC_TOKEN (the workers send the same), or pass --datasvc-allow-anonymous to serve legacy clients on a trusted network"
+            );
+        }
+        Ok(access)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DatasvcArgs {
     #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
@@ -103,18 +158,21 @@ pub struct DatasvcArgs {
     #[arg(long, env = "PROJECTOR_CUSTOMERS", default_value_t = datasvc::DEMO_CUSTOMERS, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     customers: u32,
     #[command(flatten)]
+    access: DatasvcAccessArgs,
+    #[command(flatten)]
     http: HttpArgs,
 }
 
 pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
     let signals = Signals::install()?;
+    let access = args.access.access(None)?;
     let location = args.http.store.location(DATA_FILE)?;
     let store = open_data_store(&location, args.http.store.policy(), args.customers).await?;
-    let listener = bind(args.addr, "data service").await?;
+    let listener = bind(args.addr, "data service", args.http.limits.limits()).await?;
     println!("data service  {}/api", url_of(&listener)?);
     let served = store.clone();
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
-        datasvc::run(served, listener, shutdown)
+        datasvc::run(served, access, listener, shutdown)
     })
     .await?;
     store.close().await;
@@ -158,7 +216,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
     let api_key = args.keys.required("the orchestrator")?.remove(0);
     let location = args.http.store.location(REPORTS_FILE)?;
     let store = open_report_store(&location, args.http.store.policy()).await?;
-    let listener = bind(args.addr, "orchestrator").await?;
+    let listener = bind(args.addr, "orchestrator", args.http.limits.limits()).await?;
     println!("orchestrator  {}", url_of(&listener)?);
     let config = DispatchConfig::new(args.gateway_url, api_key);
     let served = store.clone();
@@ -192,6 +250,8 @@ pub struct WorkerArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     datasvc_url: String,
+    #[command(flatten)]
+    datasvc_token: DatasvcTokenArgs,
     #[command(flatten)]
     tuning: WorkerTuning,
     #[command(flatten)]
@@ -251,10 +311,16 @@ pub async fn build_node<S: JobStore>(
     cache_dir: PathBuf,
     cache_ttl: Duration,
     datasvc_url: &str,
+    datasvc_token: Option<Secret>,
 ) -> Result<Node<S>> {
+    if datasvc_token.is_none() {
+        tracing::warn!(
+            "no data-service token (PROJECTOR_DATASVC_TOKEN): portfolios are fetched without credentials, which only a data service that allows anonymous callers answers"
+        );
+    }
     Ok(Node {
         cache: open_cache(cache_dir, cache_ttl).await?,
-        client: DataClient::new(ClientConfig::new(datasvc_url))
+        client: DataClient::new(ClientConfig::new(datasvc_url, datasvc_token))
             .context("cannot build the data-service client")?,
         engine_pool: engine_pool()?,
         config,
@@ -276,6 +342,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         cache_dir,
         args.tuning.cache_ttl(),
         &args.datasvc_url,
+        args.datasvc_token.secret(),
     )
     .await?;
     let cache = node.cache.clone();

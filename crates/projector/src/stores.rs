@@ -9,7 +9,6 @@ use cache::PortfolioCache;
 use clap::Args;
 use database::{Location, SchemaPolicy};
 use jobstore::{AnyJobStore, StoreOptions};
-use tokio::net::TcpListener;
 
 /// `--database-url`, or the embedded SQLite files in `--data-dir`.
 #[derive(Debug, Clone, Args)]
@@ -118,16 +117,4 @@ fn lower_thread_priority() {
     if changed != 0 {
         tracing::debug!("engine thread priority left unchanged");
     }
-}
-
-pub async fn bind(address: std::net::SocketAddr, role: &str) -> Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| {
-        format!(
-            "cannot listen on {address} for the {role}; is the port taken? choose another address"
-        )
-    })
-}
-
-pub fn url_of(listener: &TcpListener) -> Result<String> {
-    Ok(format!("http://{}", listener.local_addr()?))
 }

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
-use crate::roles::{KeysArgs, WorkerTuning};
+use crate::listen::LimitArgs;
+use crate::roles::{DatasvcAccessArgs, KeysArgs, WorkerTuning};
 use crate::signals::Signals;
 use crate::stores::{StoreArgs, create_dir};
 
@@ -25,6 +26,10 @@ pub struct UpArgs {
     /// Use a data service running elsewhere instead of starting one.
     #[arg(long, env = "PROJECTOR_DATASVC_URL", value_name = "URL")]
     datasvc_url: Option<String>,
+    /// The token of the data service started here (one is generated when absent),
+    /// or of the one at `--datasvc-url`.
+    #[command(flatten)]
+    datasvc_access: DatasvcAccessArgs,
     #[arg(
         long,
         env = "PROJECTOR_ORCHESTRATOR_ADDR",
@@ -36,6 +41,8 @@ pub struct UpArgs {
     keys: KeysArgs,
     #[command(flatten)]
     tuning: WorkerTuning,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
@@ -50,8 +57,14 @@ pub async fn up(args: UpArgs) -> Result<()> {
         "given in PROJECTOR_API_KEY or --api-key (not shown)".to_string()
     };
     let datasvc = match args.datasvc_url {
-        Some(url) => DataServiceAt::External(url),
-        None => DataServiceAt::Embedded(args.datasvc_addr),
+        Some(url) => DataServiceAt::External {
+            url,
+            token: args.datasvc_access.token(),
+        },
+        None => DataServiceAt::Embedded {
+            address: args.datasvc_addr,
+            access: args.datasvc_access,
+        },
     };
     let mut worker = args.tuning.config(NODE_ID);
     // `up` is the only process on its node id: a crash's registration is its own.
@@ -64,6 +77,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         worker,
         api_keys: api_keys.clone(),
         cache_ttl: args.tuning.cache_ttl(),
+        limits: args.limits.limits(),
     })
     .await?;
     println!(

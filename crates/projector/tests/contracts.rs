@@ -16,7 +16,9 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_rails_exchange_and_the_data_client() {
     let directory = scratch_dir();
-    let projector = up(directory.path(), &[]);
+    // The original data client sends no credentials: it is served where the
+    // operator allows anonymous callers on a trusted network.
+    let projector = up(directory.path(), &["--datasvc-allow-anonymous"]);
     let gateway = projector.url("gateway");
     // Byte for byte what the Rails job sends.
     let body = r#"{"job_id":"rails-7f3a","parameters":{"customer_id":"C-000042","time_horizon_years":30,"risk_profile":"balanced"}}"#;
@@ -272,5 +274,67 @@ async fn protobuf_on_both_endpoints() {
     let job = JobStatus::decode(status.bytes().await.unwrap()).unwrap();
     assert_eq!(job.status, "completed");
     assert_eq!(job.result.unwrap().yearly.len(), 5);
+    projector.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_codecs_keep_one_set_of_rules_and_replays_compare_the_normalized_request() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    let gateway = projector.url("gateway");
+    let too_long = ProjectionParameters {
+        customer_id: "C-000010".into(),
+        time_horizon_years: (1 << 32) + 10,
+        risk_profile: "balanced".into(),
+        ..Default::default()
+    };
+    let request = GenerateProjectionRequest {
+        job_id: "wide".into(),
+        parameters: Some(too_long),
+    };
+    let protobuf = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    let json = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    for answer in [protobuf, json] {
+        assert_eq!(answer.status(), 422);
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(
+            problem["field"], "parameters.time_horizon_years",
+            "{problem}"
+        );
+    }
+
+    let implicit = json!({"job_id": "defaults", "parameters": {"customer_id": "C-000011", "time_horizon_years": 5, "risk_profile": "balanced"}});
+    let explicit = json!({"job_id": "defaults", "parameters": {"customer_id": "C-000011", "time_horizon_years": 5, "risk_profile": "balanced", "paths": 10000, "monthly_contribution": 500.0}});
+    assert_eq!(submit(&gateway, &implicit).await.status(), 202);
+    let replay = submit(&gateway, &explicit).await;
+    assert_eq!(
+        replay.status(),
+        202,
+        "sending a default is the same request"
+    );
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+
+    let odd_id = "loc/../x?y";
+    let accepted = submit(&gateway, &job_body(odd_id, "C-000012")).await;
+    assert_eq!(accepted.status(), 202);
+    let location = accepted.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/job_status/loc%2F..%2Fx%3Fy");
+    let followed = status(&gateway, location.trim_start_matches("/job_status/")).await;
+    assert_eq!(followed["job_id"], odd_id);
+    let dots = submit(&gateway, &job_body("..", "C-000012")).await;
+    assert_eq!(dots.status(), 422);
     projector.stop();
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use api::Secret;
 use api::wire::Portfolio;
 use prost::Message;
 use rand::Rng;
@@ -12,6 +13,9 @@ use rand::Rng;
 pub struct ClientConfig {
     /// Base URL of the data service, such as `http://127.0.0.1:8080`.
     pub base_url: String,
+    /// The data service's token, sent as a bearer token; none for a data
+    /// service that serves anonymous callers.
+    pub token: Option<Secret>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// Attempts per fetch, the first included.
@@ -21,9 +25,10 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(base_url: impl Into<String>) -> Self {
+    pub fn new(base_url: impl Into<String>, token: Option<Secret>) -> Self {
         ClientConfig {
             base_url: base_url.into(),
+            token,
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(5),
             attempts: 4,
@@ -44,6 +49,12 @@ pub enum FetchError {
         attempts: u32,
         detail: String,
     },
+    /// The data service refused the credential: a deployment to correct; the
+    /// job is retried in case it is corrected meanwhile.
+    #[error(
+        "the data service at {url} refused this worker's credential: give the worker the data service's token in PROJECTOR_DATASVC_TOKEN"
+    )]
+    Unauthorized { url: String },
     /// The data service answered with something no retry will change.
     #[error("data service at {url} rejected the request: {detail}")]
     Rejected { url: String, detail: String },
@@ -62,6 +73,7 @@ impl DataClient {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
         Ok(DataClient { http, config })
     }
@@ -76,12 +88,11 @@ impl DataClient {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
-            let outcome = self
-                .http
-                .get(&url)
-                .header("accept", api::PROTOBUF)
-                .send()
-                .await;
+            let mut request = self.http.get(&url).header("accept", api::PROTOBUF);
+            if let Some(token) = &self.config.token {
+                request = request.bearer_auth(token.expose());
+            }
+            let outcome = request.send().await;
             let response = match outcome {
                 Ok(response) => response,
                 Err(error) if error.is_timeout() || error.is_connect() || error.is_request() => {
@@ -94,6 +105,11 @@ impl DataClient {
             let status = response.status();
             if status == reqwest::StatusCode::NOT_FOUND {
                 return Err(FetchError::NotFound(customer_id.to_string()));
+            }
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(FetchError::Unauthorized {
+                    url: self.config.base_url.clone(),
+                });
             }
             if status.is_server_error() {
                 last_failure = format!("HTTP {status}");

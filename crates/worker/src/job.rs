@@ -143,7 +143,11 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
         Err(FetchError::NotFound(customer)) => {
             return permanent(format!("customer {customer:?} not found"));
         }
-        Err(error @ (FetchError::Unavailable { .. } | FetchError::Cache(_))) => {
+        Err(
+            error @ (FetchError::Unavailable { .. }
+            | FetchError::Unauthorized { .. }
+            | FetchError::Cache(_)),
+        ) => {
             return retry_later(error.to_string(), claim.job.attempts);
         }
         Err(error @ FetchError::Rejected { .. }) => return permanent(error.to_string()),

@@ -70,6 +70,8 @@ enum Mode {
 mod roles;
 
 const KEY: &str = "load-key";
+/// The data service's token, given to every role the load tool starts.
+const DATASVC_TOKEN: &str = "load-datasvc-token";
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 pub const KEY: &str = "test-key-a";
 pub const OTHER_KEY: &str = "test-key-b";
+/// The data service's token, given to every process a test starts.
+pub const DATASVC_TOKEN: &str = "test-datasvc-token";
 
 /// A running `projector up` (or `projector datasvc`) process, SIGKILLed if dropped.
 pub struct Process {
@@ -25,25 +27,44 @@ pub struct Process {
 impl Process {
     pub fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
         let process = Process::spawn(args, data_dir, log_name, last_line);
+        process.expect_urls(data_dir, log_name)
+    }
+
+    /// `projector up` from `command`, once it has printed its URLs.
+    fn start_command(command: Command, data_dir: &Path) -> Process {
+        Process::launch(command, data_dir, "up.log", "API key").expect_urls(data_dir, "up.log")
+    }
+
+    fn expect_urls(self, data_dir: &Path, log_name: &str) -> Process {
         assert!(
-            !process.urls.is_empty(),
+            !self.urls.is_empty(),
             "projector printed no URLs; see {log_name} in {}",
             data_dir.display()
         );
-        process
+        self
     }
 
     /// Starts `projector ARGS` and reads its stdout up to the line that starts
     /// with `last_line`, keeping the `role ... http://...` lines.
     pub fn spawn(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+        Process::launch(projector(args), data_dir, log_name, last_line)
+    }
+
+    /// Starts `command` (from [`projector`]) as [`Process::spawn`] does.
+    pub fn launch(
+        mut command: Command,
+        data_dir: &Path,
+        log_name: &str,
+        last_line: &str,
+    ) -> Process {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join(log_name))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
-            .args(args)
+        let mut child = command
             .env("PROJECTOR_API_KEY", format!("{KEY},{OTHER_KEY}"))
+            .env("PROJECTOR_DATASVC_TOKEN", DATASVC_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -122,7 +143,39 @@ impl Drop for Process {
     }
 }
 
+/// The `projector` binary with `args`.
+pub fn projector(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+    command.args(args);
+    command
+}
+
 pub fn up(data_dir: &Path, extra: &[&str]) -> Process {
+    Process::start_command(projector(&up_args(data_dir, extra)), data_dir)
+}
+
+/// `projector up` with at most `open_files` file descriptors, a limit it cannot raise.
+pub fn up_with_open_files(data_dir: &Path, extra: &[&str], open_files: u64) -> Process {
+    use std::os::unix::process::CommandExt;
+    let mut command = projector(&up_args(data_dir, extra));
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: open_files,
+                rlim_max: open_files,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Process::start_command(command, data_dir)
+}
+
+fn up_args<'a>(data_dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let dir = data_dir.to_str().unwrap();
     let mut args = vec![
         "up",
@@ -136,7 +189,7 @@ pub fn up(data_dir: &Path, extra: &[&str]) -> Process {
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    Process::start(&args, data_dir, "up.log", "API key")
+    args
 }
 
 pub fn datasvc(data_dir: &Path, address: &str) -> Process {

@@ -1,0 +1,44 @@
+//! Credentials: never printed, compared without leaking their bytes through timing.
+
+use sha2::{Digest, Sha256};
+
+/// A credential a client presents (an API key, a service token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The credential itself, to send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is this credential. Digests are compared, so the time
+    /// taken says nothing about how much of the credential a guess got right.
+    pub fn matches(&self, candidate: &str) -> bool {
+        Sha256::digest(self.0.as_bytes()) == Sha256::digest(candidate.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(redacted)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_matches_only_itself_and_never_prints() {
+        let secret = Secret::new("s3cret-token");
+        assert!(secret.matches("s3cret-token"));
+        assert!(!secret.matches("s3cret-toke"));
+        assert!(!secret.matches(""));
+        assert_eq!(format!("{secret:?}"), "Secret(redacted)");
+    }
+}

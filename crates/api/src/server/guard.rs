@@ -1,0 +1,162 @@
+//! What every request passes before a role sees it, and every error answer
+//! after: the size limits and the body deadline answer problem+json, and an
+//! error the framework answers in plain text (no such route, wrong method, a
+//! path that does not decode) is turned into problem+json too.
+
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::Problem;
+
+/// Longest request target (path and query) answered; longer gets 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) answered; more gets 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most headers answered; more gets 431.
+pub const MAX_HEADERS: usize = 64;
+/// Longest echo of a client's input in an error message.
+const MAX_ECHO_CHARS: usize = 200;
+/// Most bytes of a framework's plain-text error kept as the problem's detail.
+const MAX_PLAIN_ERROR_BYTES: usize = 4 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyRules {
+    pub max_bytes: usize,
+    pub deadline: Duration,
+}
+
+/// Checks the request's size, reads its whole body within the deadline, and
+/// answers every error as problem+json.
+pub(super) async fn guard(
+    State(rules): State<BodyRules>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let target = echo(&request.uri().to_string());
+    let response = match read_whole(request, rules).await {
+        Ok(request) => next.run(request).await,
+        Err(problem) => {
+            // What is left of the request is unread: the connection cannot
+            // carry another one, and the client must know not to reuse it.
+            let mut refused = problem.into_response();
+            refused
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return refused;
+        }
+    };
+    if response.status().is_client_error() || response.status().is_server_error() {
+        return as_problem(response, &method, &target).await;
+    }
+    response
+}
+
+async fn read_whole(request: Request, rules: BodyRules) -> Result<Request, Problem> {
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return Err(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request target is longer than {MAX_URI_BYTES} bytes; send the data in the body"
+            ),
+        ));
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Err(Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request has {} headers of {header_bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes in all are accepted",
+                headers.len()
+            ),
+        ));
+    }
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {} bytes", rules.max_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > rules.max_bytes as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(rules.deadline, to_bytes(body, rules.max_bytes)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s; send it at once",
+                    rules.deadline.as_secs_f64()
+                ),
+            ));
+        }
+    };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+async fn as_problem(response: Response, method: &axum::http::Method, target: &str) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value == HeaderValue::from_static("application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let status = response.status();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let plain = to_bytes(response.into_body(), MAX_PLAIN_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
+    let detail = match status {
+        StatusCode::NOT_FOUND => format!("no resource at {target}; check the path"),
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{method} is not allowed on {target}; allowed: {}",
+            allow
+                .as_ref()
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("none")
+        ),
+        _ => echo(String::from_utf8_lossy(&plain).trim()),
+    };
+    let mut answer = Problem::new(status, detail).into_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
+}
+
+/// A client's input as it may be quoted back: at most `MAX_ECHO_CHARS`
+/// characters, marked when cut.
+pub fn echo(input: &str) -> String {
+    crate::problem::cut(input.to_string(), MAX_ECHO_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_cuts_long_input_on_a_character_boundary() {
+        assert_eq!(echo("short"), "short");
+        let long = "é".repeat(MAX_ECHO_CHARS + 50);
+        let echoed = echo(&long);
+        assert_eq!(echoed.chars().count(), MAX_ECHO_CHARS + 1);
+        assert!(echoed.ends_with('…'));
+    }
+}

@@ -1,0 +1,265 @@
+//! How every HTTP role serves: on a listener it is given, with `/health`, and a
+//! shutdown in two steps. From the first signal the role drains (health answers
+//! 503, so a load balancer stops sending new work, while requests are still
+//! served); when it stops, the server finishes the requests in flight and exits.
+//!
+//! No client can hold the server: headers must arrive within a deadline (which
+//! is also how long a keep-alive connection may sit idle), a body within
+//! another, connections are capped below the process's open-file limit (the
+//! longest-idle one is closed to admit a new one), and accept errors back off.
+//! HTTP/1.1 only: every client of these roles speaks it, and an HTTP/2
+//! connection could stay open on pings alone.
+
+mod connections;
+mod guard;
+
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use connections::{Connections, Slot};
+pub use guard::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, echo};
+
+/// The two steps of a role's shutdown, shared by everything in the process.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    draining: CancellationToken,
+    stopping: CancellationToken,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown::default()
+    }
+
+    /// Health turns 503 and intake ends; requests are still served.
+    pub fn drain(&self) {
+        self.draining.cancel();
+    }
+
+    /// Servers finish the requests in flight and return. Implies draining.
+    pub fn stop(&self) {
+        self.draining.cancel();
+        self.stopping.cancel();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
+    }
+
+    pub async fn draining(&self) {
+        self.draining.cancelled().await
+    }
+
+    pub async fn stopping(&self) {
+        self.stopping.cancelled().await
+    }
+
+    /// The token that fires when draining starts, for tasks that stop on it.
+    pub fn draining_token(&self) -> CancellationToken {
+        self.draining.clone()
+    }
+}
+
+/// What one listener allows a client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Connections open at once; the longest-idle one is closed to admit another.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive, and for an idle keep-alive
+    /// connection to send its next request.
+    pub header_timeout: Duration,
+    /// Time for a request's whole body to arrive.
+    pub body_timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: connection_budget(),
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(15),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How long our own clients keep an idle connection: below the servers'
+/// shortest default keep-alive, so that a client never sends on a connection
+/// the server is closing.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A quarter of the open-file limit, for each listener: the process also holds
+/// database connections and cache files, and `up` runs three listeners.
+fn connection_budget() -> usize {
+    const MIN: u64 = 16;
+    const MAX: u64 = 4096;
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+    usize::try_from((soft / 4).clamp(MIN, MAX)).unwrap_or(MIN as usize)
+}
+
+/// Raises the soft open-file limit to the hard one, as a server should: the
+/// default soft limit (often 1024) is a compatibility setting for `select`.
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit; connections are capped below the current one")
+        }
+    }
+}
+
+/// A bound listener and what it allows its clients.
+#[derive(Debug)]
+pub struct HttpListener {
+    pub tcp: TcpListener,
+    pub limits: Limits,
+}
+
+impl From<TcpListener> for HttpListener {
+    fn from(tcp: TcpListener) -> Self {
+        HttpListener {
+            tcp,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Longest pause after repeated accept errors (out of file descriptors, say).
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+
+/// Serves `router` with `/health` until `shutdown` stops, then waits for the
+/// requests in flight.
+pub async fn serve(
+    listener: impl Into<HttpListener>,
+    router: Router,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let HttpListener { tcp, limits } = listener.into();
+    let router = with_health(router, &shutdown).layer(axum::middleware::from_fn_with_state(
+        guard::BodyRules {
+            max_bytes: limits.max_body_bytes,
+            deadline: limits.body_timeout,
+        },
+        guard::guard,
+    ));
+    let connections = Connections::new(limits.max_connections);
+    let tasks = TaskTracker::new();
+    let mut pause = FIRST_ACCEPT_PAUSE;
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.stopping() => break,
+            accepted = tcp.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                pause = FIRST_ACCEPT_PAUSE;
+                stream
+            }
+            Err(error) if is_connection_error(&error) => continue,
+            Err(error) => {
+                tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "cannot accept connections; pausing");
+                tokio::select! {
+                    () = shutdown.stopping() => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
+                continue;
+            }
+        };
+        let slot = tokio::select! {
+            () = shutdown.stopping() => break,
+            slot = connections.admit() => slot,
+        };
+        tasks.spawn(serve_connection(
+            stream,
+            router.clone(),
+            slot,
+            shutdown.clone(),
+            limits.header_timeout,
+        ));
+    }
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+fn with_health(router: Router, shutdown: &Shutdown) -> Router {
+    let health = shutdown.clone();
+    router.route(
+        "/health",
+        get(move || async move {
+            if health.is_draining() {
+                (StatusCode::SERVICE_UNAVAILABLE, "draining")
+            } else {
+                (StatusCode::OK, "ok")
+            }
+        }),
+    )
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    slot: Slot,
+    shutdown: Shutdown,
+    header_timeout: Duration,
+) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+    let evicted = slot.evicted();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let busy = slot.busy();
+        let answered = router.clone().oneshot(request.map(Body::new));
+        async move {
+            let response = answered.await;
+            drop(busy);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_headers(MAX_HEADERS * 2);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = shutdown.stopping() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = evicted.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,56 @@
+//! Who may read portfolios: callers presenting the service token as a bearer
+//! token, and anonymous callers only where the operator opted in for legacy
+//! clients on a trusted network.
+
+use api::{Problem, Secret};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The service token the workers present; `None` only with anonymous access.
+    pub token: Option<Secret>,
+    /// Callers without credentials are served (a wrong token is still refused).
+    pub allow_anonymous: bool,
+}
+
+impl Access {
+    pub fn token(token: Secret) -> Self {
+        Access {
+            token: Some(token),
+            allow_anonymous: false,
+        }
+    }
+}
+
+pub(crate) async fn require_credential(
+    State(access): State<Access>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request.headers().get(header::AUTHORIZATION);
+    let allowed = match (presented, &access.token) {
+        (None, _) => access.allow_anonymous,
+        (Some(value), Some(token)) => value
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|presented| token.matches(presented.trim())),
+        (Some(_), None) => false,
+    };
+    if allowed {
+        return next.run(request).await;
+    }
+    let mut refused = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "send the data service's token as `Authorization: Bearer TOKEN` (PROJECTOR_DATASVC_TOKEN)",
+    )
+    .into_response();
+    refused.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"projector-datasvc\""),
+    );
+    refused
+}
