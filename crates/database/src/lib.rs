@@ -8,6 +8,7 @@
 //! schema of its own, so that the job store, the report store and the data
 //! service can share one database without their migrations colliding.
 
+mod integrity;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+pub use integrity::is_damage;
 pub use schema::{SchemaPolicy, Store};
 use schema::{prepare_postgres, prepare_sqlite};
 
@@ -73,6 +75,24 @@ pub enum Error {
         store: &'static str,
         location: String,
         source: sqlx::migrate::MigrateError,
+    },
+    #[error(
+        "the {store} file {path} exists but is empty: what it held is gone (truncated or replaced). Restore it from a backup; delete it only to start an empty store on purpose"
+    )]
+    EmptyFile { store: &'static str, path: String },
+    #[error(
+        "the {store} at {location} is damaged ({detail}); stop every process that uses it and restore it from a backup (deleting it starts an empty store: its data is lost)"
+    )]
+    Damaged {
+        store: &'static str,
+        location: String,
+        detail: String,
+    },
+    #[error("the {store} at {location} cannot be written: {why}")]
+    ReadOnly {
+        store: &'static str,
+        location: String,
+        why: String,
     },
     #[error("the {store} at {location} failed: {source}")]
     Query {
@@ -204,20 +224,27 @@ impl Pool {
         let shown = location.to_string();
         match location {
             Location::Sqlite(path) => {
+                integrity::check_sqlite_file(store, path)?;
                 let pool = sqlx::sqlite::SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .connect_with(sqlite_options(path))
                     .await
-                    .map_err(|source| Error::Connect {
-                        store: store.name,
-                        location: shown.clone(),
-                        source,
+                    .map_err(|source| {
+                        integrity::damage(store, &shown, &source).unwrap_or_else(|| {
+                            Error::Connect {
+                                store: store.name,
+                                location: shown.clone(),
+                                source,
+                            }
+                        })
                     })?;
+                integrity::check_sqlite(&pool, store, &shown).await?;
                 prepare_sqlite(&pool, store, &shown, policy).await?;
                 Ok(Pool::Sqlite(pool))
             }
             Location::Postgres(url) => {
                 let pool = postgres_pool(url, store, max_connections).await?;
+                integrity::check_postgres(&pool, store, &shown).await?;
                 prepare_postgres(&pool, store, &shown, policy).await?;
                 Ok(Pool::Postgres(pool))
             }

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Gateway;
 use crate::auth::authenticate;
-use crate::submit::store_problem;
+use crate::submit::{Attempt, store_problem};
 
 pub async fn job_status<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
@@ -26,7 +26,7 @@ pub async fn job_status<S: JobStore>(
     };
     let job = match gateway.store.get(&job_id).await {
         Ok(job) => job,
-        Err(error) => return store_problem(error).into_response(),
+        Err(error) => return store_problem(error, Attempt::Read).into_response(),
     };
     // Another tenant's job is answered exactly like a missing one.
     let Some(job) = job.filter(|job| job.owner == owner) else {

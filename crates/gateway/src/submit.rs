@@ -78,7 +78,11 @@ async fn submit<S: JobStore>(
         customer_id: parameters.customer_id.clone(),
         max_attempts: MAX_ATTEMPTS,
     };
-    let submitted = gateway.store.submit(new_job).await.map_err(store_problem)?;
+    let submitted = gateway
+        .store
+        .submit(new_job)
+        .await
+        .map_err(|error| store_problem(error, Attempt::Submit))?;
     let answer = GenerateProjectionResponse {
         status: "queued".into(),
         job_id: submitted.job.id.clone(),
@@ -142,28 +146,48 @@ fn decode_problem(error: DecodeError) -> Problem {
     }
 }
 
+/// What a request was doing when the store failed: the answer says whether
+/// anything was recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Attempt {
+    Submit,
+    Read,
+}
+
 /// The one mapping from a job-store error to an answer: a conflict is the
-/// caller's (422, saying which key and which job), anything else is ours (503).
-pub(crate) fn store_problem(error: jobstore::Error) -> Problem {
-    match error {
-        jobstore::Error::Conflict(Conflict::JobId { job_id }) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "job_id {job_id:?} is already used for a different request; use a new job_id to submit another job"
-            ),
-        ),
-        jobstore::Error::Conflict(Conflict::IdempotencyKey { key, job_id }) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "X-Idempotency-Key {key:?} was already used for a different request (job {job_id:?}); use a new key"
-            ),
-        ),
-        other => {
-            tracing::error!(error = %other, "job store unavailable");
-            Problem::unavailable(
-                "the job store is unavailable; nothing was recorded, retry shortly",
-                STORE_RETRY_AFTER_SECONDS,
-            )
+/// caller's (422, saying which key and which job), anything else is ours (503
+/// while the store is unreachable, 500 when its data is damaged).
+pub(crate) fn store_problem(error: jobstore::Error, attempt: Attempt) -> Problem {
+    let error = match error {
+        jobstore::Error::Conflict(Conflict::JobId { job_id }) => {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "job_id {job_id:?} is already used for a different request; use a new job_id to submit another job"
+                ),
+            );
         }
+        jobstore::Error::Conflict(Conflict::IdempotencyKey { key, job_id }) => {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "X-Idempotency-Key {key:?} was already used for a different request (job {job_id:?}); use a new key"
+                ),
+            );
+        }
+        other => other,
+    };
+    if error.kind() == jobstore::ErrorKind::Damaged {
+        tracing::error!(%error, "the job store is damaged: restore it from a backup");
+        return Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the job store is damaged; its operator must restore it from a backup",
+        );
     }
+    tracing::error!(%error, ?attempt, "job store unavailable");
+    let detail = match attempt {
+        Attempt::Submit => "the job store is unavailable; nothing was recorded, retry shortly",
+        Attempt::Read => "the job store cannot be read right now; retry shortly",
+    };
+    Problem::unavailable(detail, STORE_RETRY_AFTER_SECONDS)
 }

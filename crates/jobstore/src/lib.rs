@@ -87,6 +87,7 @@ impl Error {
         match self {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::NodeIdLive { .. } => ErrorKind::Refused,
+            Error::Unavailable(source) if database::is_damage(source) => ErrorKind::Damaged,
             Error::Unavailable(_) | Error::Commit(_) | Error::Closed => ErrorKind::Unavailable,
             Error::Schema(_) => ErrorKind::Misconfigured,
         }
@@ -103,6 +104,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The deployment needs an operator (a schema to migrate).
     Misconfigured,
+    /// The store's data is damaged: an operator must restore it; retrying cannot help.
+    Damaged,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -160,29 +160,64 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
             ));
         }
     };
-    let (reply, answer) = oneshot::channel();
     let engine_control = control.clone();
-    node.engine_pool.spawn(move || {
-        let result = engine::project(
+    let projected = on_engine(&node.engine_pool, move || {
+        engine::project(
             &initial_values,
             &params,
             &Assumptions::default(),
             &Shocks::Random,
             &*engine_control,
-        );
-        let _ = reply.send(result);
-    });
-    match answer.await {
+        )
+    })
+    .await;
+    match projected {
         Ok(Ok(result)) => Outcome::Completed(result),
         Ok(Err(engine::Error::Cancelled)) => {
             retry_later("the attempt was stopped".into(), claim.job.attempts)
         }
         Ok(Err(error)) => permanent(error.to_string()),
-        Err(_) => retry_later(
+        // The same input would fail the same way: no retry.
+        Err(EngineFault::Panicked(message)) => permanent(format!(
+            "the engine failed unexpectedly ({message}); this is a defect in projector, please report it with the job's parameters"
+        )),
+        Err(EngineFault::Vanished) => retry_later(
             "the engine thread stopped unexpectedly".into(),
             claim.job.attempts,
         ),
     }
+}
+
+#[derive(Debug, PartialEq)]
+enum EngineFault {
+    /// The work panicked; the node and its other jobs carry on.
+    Panicked(String),
+    /// The pool dropped the work without an answer.
+    Vanished,
+}
+
+/// Runs `work` on the engine's threads. A panic is caught and returned: left
+/// alone on a rayon thread it would abort the process and every job in it.
+async fn on_engine<T, F>(pool: &rayon::ThreadPool, work: F) -> Result<T, EngineFault>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    pool.spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map_err(|payload| EngineFault::Panicked(panic_message(payload.as_ref())));
+        let _ = reply.send(outcome);
+    });
+    answer.await.unwrap_or(Err(EngineFault::Vanished))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 fn initial_values(portfolio: &Portfolio) -> Result<[f64; engine::K], engine::Error> {
@@ -235,5 +270,26 @@ async fn heartbeat_loop<S: JobStore>(
                 tracing::error!(job_id = %claim.job.id, %error, "heartbeat failed; will retry")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_the_engine_fails_that_work_and_the_pool_keeps_serving() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let panicked = on_engine(&pool, || -> u32 { panic!("index out of bounds") }).await;
+        assert_eq!(
+            panicked,
+            Err(EngineFault::Panicked("index out of bounds".to_string()))
+        );
+        let formatted = on_engine(&pool, || -> u32 { panic!("step {}", 7) }).await;
+        assert_eq!(formatted, Err(EngineFault::Panicked("step 7".to_string())));
+        assert_eq!(on_engine(&pool, || 41 + 1).await, Ok(42));
     }
 }

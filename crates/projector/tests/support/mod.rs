@@ -175,7 +175,7 @@ pub fn up_with_open_files(data_dir: &Path, extra: &[&str], open_files: u64) -> P
     Process::start_command(command, data_dir)
 }
 
-fn up_args<'a>(data_dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+pub fn up_args<'a>(data_dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let dir = data_dir.to_str().unwrap();
     let mut args = vec![
         "up",
