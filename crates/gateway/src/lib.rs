@@ -2,34 +2,38 @@
 //! waiting for them) and answers their status from the job store. Compatible with
 //! the original Ray Serve gateway's clients.
 
-mod auth;
 mod status;
 mod submit;
 
 use std::sync::Arc;
 
+use api::Tenants;
 use api::server::{HttpListener, Shutdown};
 use axum::Router;
 use axum::routing::{get, post};
 use jobstore::JobStore;
-
-pub use auth::owner_of;
 
 /// Attempts a job gets before it fails for good.
 pub const MAX_ATTEMPTS: u32 = 3;
 
 pub struct Gateway<S> {
     store: Arc<S>,
-    /// Owners (key hashes) of the accepted API keys.
-    owners: Vec<String>,
+    tenants: Tenants,
 }
 
 impl<S: JobStore> Gateway<S> {
-    pub fn new(store: Arc<S>, api_keys: &[String]) -> Self {
-        Gateway {
-            store,
-            owners: api_keys.iter().map(|key| owner_of(key)).collect(),
+    pub fn new(store: Arc<S>, tenants: Tenants) -> Self {
+        Gateway { store, tenants }
+    }
+
+    /// Moves the jobs that earlier releases recorded under a key's plain hash
+    /// to its keyed owner; returns how many moved.
+    pub async fn adopt_legacy_owners(&self) -> Result<u64, jobstore::Error> {
+        let mut moved = 0;
+        for (legacy, owner) in self.tenants.renamed_owners() {
+            moved += self.store.rename_owner(legacy, owner).await?;
         }
+        Ok(moved)
     }
 
     pub fn router(self) -> Router {

@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::Gateway;
-use crate::auth::authenticate;
 use crate::submit::{Attempt, store_problem};
 
 pub async fn job_status<S: JobStore>(
@@ -20,16 +19,16 @@ pub async fn job_status<S: JobStore>(
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match authenticate(&headers, &gateway.owners) {
+    let owner = match gateway.tenants.authenticate(&headers) {
         Ok(owner) => owner,
         Err(problem) => return problem.into_response(),
     };
-    let job = match gateway.store.get(&job_id).await {
+    let job = match gateway.store.get(&owner, &job_id).await {
         Ok(job) => job,
         Err(error) => return store_problem(error, Attempt::Read).into_response(),
     };
-    // Another tenant's job is answered exactly like a missing one.
-    let Some(job) = job.filter(|job| job.owner == owner) else {
+    // Ids are the tenant's own: another tenant's job of the same id is not looked at.
+    let Some(job) = job else {
         return Problem::new(
             StatusCode::NOT_FOUND,
             format!("no job {job_id:?} for this API key"),

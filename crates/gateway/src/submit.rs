@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::auth::authenticate;
 use crate::{Gateway, MAX_ATTEMPTS};
 
 const MAX_ID_LENGTH: usize = 128;
@@ -42,7 +41,7 @@ async fn submit<S: JobStore>(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<Response, Problem> {
-    let owner = authenticate(headers, &gateway.owners)?;
+    let owner = gateway.tenants.authenticate(headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());

@@ -72,8 +72,8 @@ impl JobStore for AnyJobStore {
         delegate!(self, store => store.submit(job).await)
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Job>> {
-        delegate!(self, store => store.get(id).await)
+    async fn get(&self, owner: &str, id: &str) -> Result<Option<Job>> {
+        delegate!(self, store => store.get(owner, id).await)
     }
 
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
@@ -96,8 +96,12 @@ impl JobStore for AnyJobStore {
         delegate!(self, store => store.release(claim).await)
     }
 
-    async fn cancel(&self, id: &str) -> Result<Cancellation> {
-        delegate!(self, store => store.cancel(id).await)
+    async fn cancel(&self, owner: &str, id: &str) -> Result<Cancellation> {
+        delegate!(self, store => store.cancel(owner, id).await)
+    }
+
+    async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
+        delegate!(self, store => store.rename_owner(from, to).await)
     }
 
     async fn reap_expired_leases(&self) -> Result<u64> {

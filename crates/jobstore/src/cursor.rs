@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 /// Longest time a worker scans from its cursor without starting at the head.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
-/// A position in the queue's order: (available_at, id).
-pub type Position = (i64, String);
+/// A position in the queue's order: (available_at, seq).
+pub type Position = (i64, i64);
 
 #[derive(Default)]
 pub struct ClaimCursors {
@@ -30,10 +30,10 @@ impl ClaimCursors {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match cursors.get(worker) {
-            Some((position, since)) if since.elapsed() < RESCAN_EVERY => position.clone(),
+            Some((position, since)) if since.elapsed() < RESCAN_EVERY => *position,
             _ => {
                 cursors.remove(worker);
-                (i64::MIN, String::new())
+                (i64::MIN, i64::MIN)
             }
         }
     }
@@ -68,15 +68,15 @@ mod tests {
     #[test]
     fn a_full_claim_moves_the_cursor_and_a_short_one_rewinds_it() {
         let cursors = ClaimCursors::default();
-        assert_eq!(cursors.start("a"), (i64::MIN, String::new()));
-        cursors.record("a", Some((5, "j5".into())), true);
-        assert_eq!(cursors.start("a"), (5, "j5".to_string()));
+        assert_eq!(cursors.start("a"), (i64::MIN, i64::MIN));
+        cursors.record("a", Some((5, 55)), true);
+        assert_eq!(cursors.start("a"), (5, 55));
         assert_eq!(
             cursors.start("b"),
-            (i64::MIN, String::new()),
+            (i64::MIN, i64::MIN),
             "cursors are per worker"
         );
-        cursors.record("a", Some((9, "j9".into())), false);
-        assert_eq!(cursors.start("a"), (i64::MIN, String::new()));
+        cursors.record("a", Some((9, 99)), false);
+        assert_eq!(cursors.start("a"), (i64::MIN, i64::MIN));
     }
 }

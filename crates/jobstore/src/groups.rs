@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::job::{Job, NewJob, Submitted, partition_of};
 use crate::postgres::JOBS_CHANNEL;
-use crate::rows::{JobRow, collided, inserted_outcomes, resolve_collisions};
+use crate::rows::{
+    AdoptedKey, JobRow, adopt_keys, collided, inserted_outcomes, resolve_collisions,
+};
 use crate::{Error, Result};
 
 /// Largest number of writes in one statement.
@@ -150,24 +152,51 @@ impl Batch for Submissions {
         }
         let existing: Vec<JobRow> = sqlx::query_as(
             // Two index lookups: an OR of them would need a bitmap or a whole-table scan.
-            "SELECT * FROM jobs WHERE id = ANY($1)
+            "SELECT * FROM jobs WHERE (owner, id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
              UNION ALL
              SELECT * FROM jobs
-             WHERE (owner, idempotency_key) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+             WHERE (owner, idempotency_key) IN (SELECT * FROM UNNEST($1::text[], $3::text[]))",
         )
-        .bind(column(&collided, |job| job.id.clone()))
         .bind(column(&collided, |job| job.owner.clone()))
+        .bind(column(&collided, |job| job.id.clone()))
         .bind(column(&collided, |job| job.idempotency_key.clone()))
         .fetch_all(pool)
         .await?;
         let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
-        Ok(resolve_collisions(jobs, outcomes, &existing))
+        let mut outcomes = resolve_collisions(jobs, outcomes, &existing);
+        let adopted = adopt_keys(jobs, &mut outcomes);
+        if !adopted.is_empty() {
+            record_adopted_keys(pool, &adopted).await;
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Records the keys that replays brought on their jobs. The submissions are
+/// committed already: a failure here is logged, never reported as theirs. A
+/// key that another job of the tenant took meanwhile stays with that job.
+async fn record_adopted_keys(pool: &PgPool, adopted: &[AdoptedKey]) {
+    let adopted: Vec<&AdoptedKey> = adopted.iter().collect();
+    let recorded = sqlx::query(
+        "UPDATE jobs SET idempotency_key = adopted.key
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS adopted (owner, id, key)
+         WHERE jobs.owner = adopted.owner AND jobs.id = adopted.id AND jobs.idempotency_key IS NULL
+           AND NOT EXISTS (SELECT 1 FROM jobs AS other
+                           WHERE other.owner = adopted.owner AND other.idempotency_key = adopted.key)",
+    )
+    .bind(column(&adopted, |key| key.owner.clone()))
+    .bind(column(&adopted, |key| key.id.clone()))
+    .bind(column(&adopted, |key| key.key.clone()))
+    .execute(pool)
+    .await;
+    if let Err(error) = recorded {
+        tracing::warn!(%error, count = adopted.len(), "could not record the idempotency keys of replays");
     }
 }
 
 /// A finished attempt's result.
 pub struct Completion {
-    pub id: String,
+    pub seq: i64,
     pub lease_token: i64,
     pub result: String,
 }
@@ -187,15 +216,15 @@ impl Batch for Completions {
         fixed_now: Option<i64>,
         completions: &[&Completion],
     ) -> sqlx::Result<Vec<Result<bool>>> {
-        let stored: Vec<(String, i64)> = sqlx::query_as(
+        let stored: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE jobs SET status = 'completed', result = done.result, error = NULL, progress = 1,
                  finished_at = clock_ms($4), lease_owner = NULL, lease_expires_at = NULL
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS done (id, lease_token, result)
-             WHERE jobs.id = done.id AND jobs.lease_token = done.lease_token
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS done (seq, lease_token, result)
+             WHERE jobs.seq = done.seq AND jobs.lease_token = done.lease_token
                AND jobs.status IN ('processing', 'queued')
-             RETURNING jobs.id, jobs.lease_token",
+             RETURNING jobs.seq, jobs.lease_token",
         )
-        .bind(column(completions, |done| done.id.clone()))
+        .bind(column(completions, |done| done.seq))
         .bind(column(completions, |done| done.lease_token))
         .bind(column(completions, |done| done.result.clone()))
         .bind(fixed_now)
@@ -206,7 +235,7 @@ impl Batch for Completions {
             .map(|done| {
                 Ok(stored
                     .iter()
-                    .any(|(id, token)| *id == done.id && *token == done.lease_token))
+                    .any(|(seq, token)| *seq == done.seq && *token == done.lease_token))
             })
             .collect())
     }

@@ -100,6 +100,8 @@ pub enum Cancellation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub job: Job,
+    /// The store's own address of the job (ids are unique per tenant only).
+    pub seq: i64,
     pub lease_token: i64,
 }
 

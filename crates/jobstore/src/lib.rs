@@ -140,10 +140,13 @@ pub struct ClaimRequest<'a> {
 /// The job store's contract, kept by every backend.
 pub trait JobStore: Send + Sync + 'static {
     /// Records a job durably, or returns the job already recorded under the same id
-    /// or idempotency key when its request is the same.
+    /// or idempotency key of the same owner when its request is the same. A
+    /// replay matched by id records the idempotency key it brings, if the job
+    /// had none.
     fn submit(&self, job: NewJob) -> impl Future<Output = Result<Submitted>> + Send;
 
-    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// The owner's job `id` (ids are unique per owner only).
+    fn get(&self, owner: &str, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
 
     /// Claims up to `request.limit` queued jobs, each under a new lease, in one statement
     /// per kind (owned partitions first, then jobs waiting to be stolen).
@@ -173,9 +176,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// stops does not make the job wait for its lease to run out.
     fn release(&self, claim: &Claimed) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Cancels a job that has not finished; a running attempt sees its lease gone
-    /// at its next heartbeat.
-    fn cancel(&self, id: &str) -> impl Future<Output = Result<Cancellation>> + Send;
+    /// Cancels the owner's job `id` if it has not finished; a running attempt
+    /// sees its lease gone at its next heartbeat.
+    fn cancel(&self, owner: &str, id: &str) -> impl Future<Output = Result<Cancellation>> + Send;
+
+    /// Moves every job of owner `from` to owner `to` (when the way owners are
+    /// derived from keys changes); returns how many moved.
+    fn rename_owner(&self, from: &str, to: &str) -> impl Future<Output = Result<u64>> + Send;
 
     /// Returns the jobs whose lease expired to the queue, or fails those out of attempts.
     fn reap_expired_leases(&self) -> impl Future<Output = Result<u64>> + Send;

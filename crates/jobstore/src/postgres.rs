@@ -67,14 +67,14 @@ impl PostgresJobStore {
         self.clock.fixed()
     }
 
-    /// Runs a fenced update of one attempt (`$1` id, `$2` token, `$3` time):
+    /// Runs a fenced update of one attempt (`$1` seq, `$2` token, `$3` time):
     /// true when the lease was still held.
     async fn update_attempt<B>(&self, claim: &Claimed, sql: &'static str, bind: B) -> Result<bool>
     where
         B: FnOnce(PgQuery) -> PgQuery,
     {
         let query = sqlx::query(sql)
-            .bind(claim.job.id.clone())
+            .bind(claim.seq)
             .bind(claim.lease_token)
             .bind(self.fixed_now());
         let updated = bind(query).execute(&self.pool).await?;
@@ -138,13 +138,13 @@ macro_rules! claim_statement {
     ($filter:literal) => {
         concat!(
             "WITH picked AS MATERIALIZED (
-                SELECT id FROM jobs WHERE status = 'queued' AND ",
+                SELECT seq FROM jobs WHERE status = 'queued' AND ",
             $filter,
-            " ORDER BY available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+            " ORDER BY available_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
             UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
                 lease_owner = $1, lease_expires_at = clock_ms($3) + $2,
                 started_at = COALESCE(started_at, clock_ms($3)), progress = 0
-            FROM picked WHERE jobs.id = picked.id
+            FROM picked WHERE jobs.seq = picked.seq
             RETURNING jobs.*"
         )
     };
@@ -152,7 +152,7 @@ macro_rules! claim_statement {
 
 /// Jobs of the node's own partitions, from the worker's cursor (`$6`, `$7`) on.
 const CLAIM_OWNED: &str = claim_statement!(
-    "available_at <= clock_ms($3) AND partition_id = ANY($5) AND (available_at, id) > ($6, $7)"
+    "available_at <= clock_ms($3) AND partition_id = ANY($5) AND (available_at, seq) > ($6, $7)"
 );
 /// Any job that has waited `$5` milliseconds.
 const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $5");
@@ -162,8 +162,9 @@ impl JobStore for PostgresJobStore {
         self.submissions.run(job).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
+    async fn get(&self, owner: &str, id: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE owner = $1 AND id = $2")
+            .bind(owner)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -172,17 +173,13 @@ impl JobStore for PostgresJobStore {
 
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let owned: Vec<i64> = request.partitions.iter().map(|&p| i64::from(p)).collect();
-        let (after_available, after_id) = self.cursors.start(request.worker);
+        let (after_available, after_seq) = self.cursors.start(request.worker);
         let rows = self
             .claim_rows(CLAIM_OWNED, &request, i64::from(request.limit), |query| {
-                query.bind(owned).bind(after_available).bind(after_id)
+                query.bind(owned).bind(after_available).bind(after_seq)
             })
             .await?;
-        let last = rows
-            .iter()
-            .map(JobRow::queue_position)
-            .max()
-            .map(|(available_at, id)| (available_at, id.to_string()));
+        let last = rows.iter().map(JobRow::queue_position).max();
         let got_all = rows.len() == request.limit as usize;
         self.cursors.record(request.worker, last, got_all);
         let mut claimed: Vec<Claimed> = rows.into_iter().map(JobRow::into_claimed).collect();
@@ -203,7 +200,7 @@ impl JobStore for PostgresJobStore {
         self.update_attempt(
             claim,
             "UPDATE jobs SET lease_expires_at = clock_ms($3) + $4, progress = $5
-             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+             WHERE seq = $1 AND lease_token = $2 AND status = 'processing'",
             |query| query.bind(millis(lease)).bind(progress.clamp(0.0, 1.0)),
         )
         .await
@@ -211,7 +208,7 @@ impl JobStore for PostgresJobStore {
 
     async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
         let completion = Completion {
-            id: claim.job.id.clone(),
+            seq: claim.seq,
             lease_token: claim.lease_token,
             result: result_json.to_string(),
         };
@@ -225,7 +222,7 @@ impl JobStore for PostgresJobStore {
             "UPDATE jobs SET status = $4, error = $5, available_at = clock_ms($3) + $6,
                  finished_at = CASE WHEN $7 THEN clock_ms($3) END,
                  lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+             WHERE seq = $1 AND lease_token = $2 AND status = 'processing'",
             |query| {
                 query
                     .bind(failed.status.as_str())
@@ -243,19 +240,20 @@ impl JobStore for PostgresJobStore {
             "WITH released AS (
                  UPDATE jobs SET status = 'queued', attempts = attempts - 1, available_at = clock_ms($3),
                      progress = 0, lease_owner = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND lease_token = $2 AND status = 'processing' RETURNING id)
+                 WHERE seq = $1 AND lease_token = $2 AND status = 'processing' RETURNING seq)
              SELECT pg_notify($4, '') FROM released",
             |query| query.bind(JOBS_CHANNEL),
         )
         .await
     }
 
-    async fn cancel(&self, id: &str) -> Result<Cancellation> {
+    async fn cancel(&self, owner: &str, id: &str) -> Result<Cancellation> {
         let cancelled: Option<JobRow> = sqlx::query_as(
-            "UPDATE jobs SET status = 'cancelled', finished_at = clock_ms($2),
+            "UPDATE jobs SET status = 'cancelled', finished_at = clock_ms($3),
                  lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *",
+             WHERE owner = $1 AND id = $2 AND status IN ('queued', 'processing') RETURNING *",
         )
+        .bind(owner)
         .bind(id)
         .bind(self.fixed_now())
         .fetch_optional(&self.pool)
@@ -264,9 +262,18 @@ impl JobStore for PostgresJobStore {
             return Ok(Cancellation::Cancelled(row.into()));
         }
         Ok(self
-            .get(id)
+            .get(owner, id)
             .await?
             .map_or(Cancellation::NotFound, Cancellation::Finished))
+    }
+
+    async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
+        let renamed = sqlx::query("UPDATE jobs SET owner = $2 WHERE owner = $1")
+            .bind(from)
+            .bind(to)
+            .execute(&self.pool)
+            .await?;
+        Ok(renamed.rows_affected())
     }
 
     async fn reap_expired_leases(&self) -> Result<u64> {
@@ -293,7 +300,7 @@ impl JobStore for PostgresJobStore {
         while pruned < u64::from(batch) {
             let wanted = (u64::from(batch) - pruned).min(u64::from(PRUNE_STATEMENT_LIMIT));
             let deleted = sqlx::query(
-                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
                      WHERE finished_at < clock_ms($1) - $2 LIMIT $3 FOR UPDATE SKIP LOCKED)",
             )
             .bind(self.fixed_now())

@@ -14,6 +14,7 @@ pub const PRUNE_STATEMENT_LIMIT: u32 = 1000;
 
 #[derive(FromRow)]
 pub struct JobRow {
+    seq: i64,
     id: String,
     owner: String,
     idempotency_key: Option<String>,
@@ -56,14 +57,15 @@ impl From<JobRow> for Job {
 
 impl JobRow {
     /// The row's place in the queue's order.
-    pub fn queue_position(&self) -> (i64, &str) {
-        (self.available_at, &self.id)
+    pub fn queue_position(&self) -> (i64, i64) {
+        (self.available_at, self.seq)
     }
 
     pub fn into_claimed(self) -> Claimed {
-        let lease_token = self.lease_token;
+        let (seq, lease_token) = (self.seq, self.lease_token);
         Claimed {
             job: self.into(),
+            seq,
             lease_token,
         }
     }
@@ -147,12 +149,41 @@ pub fn resolve_collisions(
         .collect()
 }
 
-/// Whether `existing` is the row a submission of `job` collided with.
+/// Whether `existing` is the row a submission of `job` collided with: ids and
+/// idempotency keys are both the tenant's own.
 fn collides(existing: &Job, job: &NewJob) -> bool {
-    existing.id == job.id
-        || (job.idempotency_key.is_some()
-            && existing.owner == job.owner
-            && existing.idempotency_key == job.idempotency_key)
+    existing.owner == job.owner
+        && (existing.id == job.id
+            || (job.idempotency_key.is_some() && existing.idempotency_key == job.idempotency_key))
+}
+
+/// An idempotency key that a replay matched by job id brings, to record on the
+/// job so that a retry sending only the key finds it.
+pub struct AdoptedKey {
+    pub owner: String,
+    pub id: String,
+    pub key: String,
+}
+
+/// The replays of the group whose job has no idempotency key yet while the
+/// submission brought one; their answers show the key as it will be recorded.
+pub fn adopt_keys(jobs: &[&NewJob], outcomes: &mut [Result<Submitted>]) -> Vec<AdoptedKey> {
+    let mut adopted = Vec::new();
+    for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+        let (Ok(replay), Some(key)) = (outcome, &job.idempotency_key) else {
+            continue;
+        };
+        if replay.created || replay.job.idempotency_key.is_some() {
+            continue;
+        }
+        replay.job.idempotency_key = Some(key.clone());
+        adopted.push(AdoptedKey {
+            owner: replay.job.owner.clone(),
+            id: replay.job.id.clone(),
+            key: key.clone(),
+        });
+    }
+    adopted
 }
 
 /// How an attempt's failure is written.

@@ -14,8 +14,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::clock::{Clock, millis};
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
 use crate::rows::{
-    JobRow, PRUNE_STATEMENT_LIMIT, REAPED, collided, failed_attempt, inserted_outcomes,
-    node_id_live, resolve_collisions,
+    AdoptedKey, JobRow, PRUNE_STATEMENT_LIMIT, REAPED, adopt_keys, collided, failed_attempt,
+    inserted_outcomes, node_id_live, resolve_collisions,
 };
 use crate::writer::{OpFuture, Queued, group_commit, operation};
 use crate::{ClaimRequest, Error, Failure, JobStore, Result};
@@ -79,10 +79,10 @@ impl SqliteJobStore {
     where
         B: FnOnce(SqliteQuery, i64) -> SqliteQuery + Send + 'static,
     {
-        let (id, token) = (claim.job.id.clone(), claim.lease_token);
+        let (seq, token) = (claim.seq, claim.lease_token);
         self.write(move |connection, now| {
             Box::pin(async move {
-                let query = bind(sqlx::query(sql).bind(id).bind(token), now);
+                let query = bind(sqlx::query(sql).bind(seq).bind(token), now);
                 let updated = query.execute(&mut *connection).await?;
                 Ok(updated.rows_affected() == 1)
             })
@@ -122,7 +122,7 @@ pub(crate) async fn insert_group(
             max_attempts: job.max_attempts,
         })
         .collect();
-    let rows = serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    let rows = json(&rows)?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
     let inserted: Vec<JobRow> = sqlx::query_as(
         "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
@@ -141,21 +141,44 @@ pub(crate) async fn insert_group(
     if collided.is_empty() {
         return Ok(resolve_collisions(jobs, outcomes, &[]));
     }
-    let ids: Vec<&str> = collided.iter().map(|job| job.id.as_str()).collect();
+    let ids: Vec<(&str, &str)> = collided
+        .iter()
+        .map(|job| (job.owner.as_str(), job.id.as_str()))
+        .collect();
     let keys: Vec<(&str, Option<&str>)> = collided
         .iter()
         .map(|job| (job.owner.as_str(), job.idempotency_key.as_deref()))
         .collect();
     let existing: Vec<JobRow> = sqlx::query_as(
-        "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each($1))
+        "SELECT * FROM jobs WHERE (owner, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each($1))
             OR (owner, idempotency_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each($2))",
     )
-    .bind(serde_json::to_string(&ids).map_err(|error| sqlx::Error::Encode(error.into()))?)
-    .bind(serde_json::to_string(&keys).map_err(|error| sqlx::Error::Encode(error.into()))?)
+    .bind(json(&ids)?)
+    .bind(json(&keys)?)
     .fetch_all(&mut *connection)
     .await?;
     let existing: Vec<Job> = existing.into_iter().map(Job::from).collect();
-    Ok(resolve_collisions(jobs, outcomes, &existing))
+    let mut outcomes = resolve_collisions(jobs, outcomes, &existing);
+    let adopted = adopt_keys(jobs, &mut outcomes);
+    // In the group's transaction: the keys are recorded with it or not at all,
+    // and the writer is the only one, so no other job takes a key meanwhile.
+    for AdoptedKey { owner, id, key } in &adopted {
+        sqlx::query(
+            "UPDATE jobs SET idempotency_key = $3
+             WHERE owner = $1 AND id = $2 AND idempotency_key IS NULL
+               AND NOT EXISTS (SELECT 1 FROM jobs WHERE owner = $1 AND idempotency_key = $3)",
+        )
+        .bind(owner)
+        .bind(id)
+        .bind(key)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(outcomes)
+}
+
+fn json<T: Serialize>(value: &T) -> sqlx::Result<String> {
+    serde_json::to_string(value).map_err(|error| sqlx::Error::Encode(error.into()))
 }
 
 /// Ends the attempts of dead workers: back to the queue while attempts remain,
@@ -172,9 +195,9 @@ const REAP: &str = "UPDATE jobs SET
 
 const CLAIM: &str = "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
          lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), progress = 0
-     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= $4
+     WHERE seq IN (SELECT seq FROM jobs WHERE status = 'queued' AND available_at <= $4
                     AND ($5 OR partition_id IN (SELECT value FROM json_each($6)))
-                  ORDER BY available_at, id LIMIT $7)
+                  ORDER BY available_at, seq LIMIT $7)
      RETURNING *";
 
 impl JobStore for SqliteJobStore {
@@ -191,8 +214,9 @@ impl JobStore for SqliteJobStore {
         Ok(submitted)
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
+    async fn get(&self, owner: &str, id: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE owner = $1 AND id = $2")
+            .bind(owner)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -235,7 +259,7 @@ impl JobStore for SqliteJobStore {
         self.update_attempt(
             claim,
             "UPDATE jobs SET lease_expires_at = $3, progress = $4
-             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+             WHERE seq = $1 AND lease_token = $2 AND status = 'processing'",
             move |query, now| query.bind(now + millis(lease)).bind(progress),
         )
         .await
@@ -249,7 +273,7 @@ impl JobStore for SqliteJobStore {
             claim,
             "UPDATE jobs SET status = 'completed', result = $3, error = NULL, progress = 1, finished_at = $4,
                  lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1 AND lease_token = $2 AND status IN ('processing', 'queued')",
+             WHERE seq = $1 AND lease_token = $2 AND status IN ('processing', 'queued')",
             move |query, now| query.bind(result).bind(now),
         )
         .await
@@ -261,7 +285,7 @@ impl JobStore for SqliteJobStore {
             claim,
             "UPDATE jobs SET status = $3, error = $4, available_at = $5 + $6,
                  finished_at = CASE WHEN $7 THEN $5 END, lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+             WHERE seq = $1 AND lease_token = $2 AND status = 'processing'",
             move |query, now| {
                 query
                     .bind(failed.status.as_str())
@@ -280,7 +304,7 @@ impl JobStore for SqliteJobStore {
                 claim,
                 "UPDATE jobs SET status = 'queued', attempts = attempts - 1, available_at = $3,
                      progress = 0, lease_owner = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+                 WHERE seq = $1 AND lease_token = $2 AND status = 'processing'",
                 |query, now| query.bind(now),
             )
             .await?;
@@ -290,14 +314,15 @@ impl JobStore for SqliteJobStore {
         Ok(released)
     }
 
-    async fn cancel(&self, id: &str) -> Result<Cancellation> {
-        let id = id.to_string();
+    async fn cancel(&self, owner: &str, id: &str) -> Result<Cancellation> {
+        let (owner, id) = (owner.to_string(), id.to_string());
         self.write(move |connection, now| {
             Box::pin(async move {
                 let cancelled: Option<JobRow> = sqlx::query_as(
-                    "UPDATE jobs SET status = 'cancelled', finished_at = $2, lease_owner = NULL, lease_expires_at = NULL
-                     WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *",
+                    "UPDATE jobs SET status = 'cancelled', finished_at = $3, lease_owner = NULL, lease_expires_at = NULL
+                     WHERE owner = $1 AND id = $2 AND status IN ('queued', 'processing') RETURNING *",
                 )
+                .bind(&owner)
                 .bind(&id)
                 .bind(now)
                 .fetch_optional(&mut *connection)
@@ -305,11 +330,28 @@ impl JobStore for SqliteJobStore {
                 if let Some(row) = cancelled {
                     return Ok(Cancellation::Cancelled(row.into()));
                 }
-                let existing: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(&mut *connection)
-                    .await?;
+                let existing: Option<JobRow> =
+                    sqlx::query_as("SELECT * FROM jobs WHERE owner = $1 AND id = $2")
+                        .bind(&owner)
+                        .bind(&id)
+                        .fetch_optional(&mut *connection)
+                        .await?;
                 Ok(existing.map_or(Cancellation::NotFound, |row| Cancellation::Finished(row.into())))
+            })
+        })
+        .await
+    }
+
+    async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |connection, _| {
+            Box::pin(async move {
+                let renamed = sqlx::query("UPDATE jobs SET owner = $2 WHERE owner = $1")
+                    .bind(&from)
+                    .bind(&to)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(renamed.rows_affected())
             })
         })
         .await
@@ -337,7 +379,7 @@ impl JobStore for SqliteJobStore {
                 .write(move |connection, now| {
                     Box::pin(async move {
                         let deleted = sqlx::query(
-                            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
                                  WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)",
                         )
                         .bind(now - millis(age))

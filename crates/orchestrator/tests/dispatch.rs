@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api::{Secret, Tenants};
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy};
 use gateway::Gateway;
@@ -135,9 +136,11 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     let gateway_listener = tokio::net::TcpListener::bind(("127.0.0.1", gateway_port))
         .await
         .unwrap();
+    let tenants = Tenants::new(Secret::new("tenant-secret"), &[Secret::new(KEY)]);
+    let owner = tenants.owner_of(KEY);
     serve(
         gateway_listener,
-        Gateway::new(jobs.clone(), &[KEY.to_string()]).router(),
+        Gateway::new(jobs.clone(), tenants).router(),
     )
     .await;
 
@@ -145,7 +148,7 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     let job_id = format!("report-{id}");
     assert_eq!(dispatched["job_id"], job_id.as_str());
     let job = jobs
-        .get(&job_id)
+        .get(&owner, &job_id)
         .await
         .unwrap()
         .expect("the gateway recorded the job");

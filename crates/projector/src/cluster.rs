@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use api::Secret;
 use api::server::{Limits, Shutdown};
+use api::{Secret, Tenants};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
 use datasvc::DataStore;
-use gateway::Gateway;
 use jobstore::{AnyJobStore, JobStore};
 use orchestrator::{DispatchConfig, ReportStore};
 use tokio::task::JoinSet;
 use worker::WorkerConfig;
 
 use crate::listen::{bind, url_of};
-use crate::roles::{DatasvcAccessArgs, build_node, open_data_store, open_report_store};
+use crate::roles::{
+    DatasvcAccessArgs, build_node, open_data_store, open_gateway, open_report_store,
+};
 use crate::stores::{
     DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, open_job_store,
 };
@@ -45,7 +46,9 @@ pub struct ClusterConfig {
     pub orchestrator_addr: SocketAddr,
     pub worker: WorkerConfig,
     /// Keys the gateway accepts; the orchestrator submits with the first.
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Secret>,
+    /// The secret job owners are derived from keys with.
+    pub tenant_secret: Secret,
     pub cache_ttl: Duration,
     pub limits: Limits,
 }
@@ -101,7 +104,8 @@ impl Cluster {
         };
         let listener = bind(config.gateway_addr, "gateway", config.limits).await?;
         let gateway_url = url_of(&listener)?;
-        let gateway = Gateway::new(Arc::new(jobs.clone()), &config.api_keys);
+        let tenants = Tenants::new(config.tenant_secret.clone(), &config.api_keys);
+        let gateway = open_gateway(Arc::new(jobs.clone()), tenants).await?;
         http.spawn(gateway.run(listener, shutdown.clone()));
 
         let listener = bind(config.orchestrator_addr, "orchestrator", config.limits).await?;
@@ -111,7 +115,7 @@ impl Cluster {
             .first()
             .context("the gateway needs at least one API key")?;
         http.spawn(orchestrator::run(
-            DispatchConfig::new(&gateway_url, orchestrator_key),
+            DispatchConfig::new(&gateway_url, orchestrator_key.expose()),
             reports.clone(),
             listener,
             shutdown.clone(),

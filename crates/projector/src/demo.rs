@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use api::Secret;
 use api::wire::Report;
 use serde_json::json;
 use worker::WorkerConfig;
@@ -33,7 +34,8 @@ pub async fn demo() -> Result<()> {
         },
         orchestrator_addr: any_port,
         worker: WorkerConfig::default(),
-        api_keys: vec![generate_key()],
+        api_keys: vec![Secret::new(generate_key())],
+        tenant_secret: Secret::new(generate_key()),
         cache_ttl: Duration::from_secs(3600),
         limits: api::server::Limits::default(),
     })

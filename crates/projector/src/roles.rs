@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use api::Secret;
 use api::server::Shutdown;
+use api::{Secret, Tenants};
 use clap::Args;
 use database::{Location, Pool, SchemaPolicy};
 use datasvc::{Access, DataStore};
@@ -38,8 +38,8 @@ pub struct HttpArgs {
     limits: LimitArgs,
 }
 
-/// The tenants' API keys: the gateway accepts each, the orchestrator submits
-/// with the first.
+/// The tenants' API keys and the secret their owners are derived with: the
+/// gateway accepts each key, the orchestrator submits with the first.
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     /// API keys, comma-separated (the orchestrator submits with the first).
@@ -50,18 +50,30 @@ pub struct KeysArgs {
         value_delimiter = ','
     )]
     api_key: Vec<String>,
+    /// The secret that stored owners are derived from keys with: the same on
+    /// every gateway and orchestrator of a deployment, and never changed.
+    #[arg(long, env = "PROJECTOR_TENANT_SECRET", hide_env_values = true)]
+    tenant_secret: Option<String>,
 }
 
 impl KeysArgs {
     /// The keys given, without empty ones.
-    pub fn given(self) -> Vec<String> {
+    pub fn given(&self) -> Vec<Secret> {
         self.api_key
-            .into_iter()
+            .iter()
             .filter(|key| !key.is_empty())
+            .map(Secret::new)
             .collect()
     }
 
-    fn required(self, role: &str) -> Result<Vec<String>> {
+    pub fn tenant_secret(&self) -> Option<Secret> {
+        self.tenant_secret
+            .as_deref()
+            .filter(|secret| !secret.is_empty())
+            .map(Secret::new)
+    }
+
+    fn required_keys(&self, role: &str) -> Result<Vec<Secret>> {
         let keys = self.given();
         if keys.is_empty() {
             bail!(
@@ -69,6 +81,16 @@ impl KeysArgs {
             );
         }
         Ok(keys)
+    }
+
+    fn tenants(&self, role: &str) -> Result<Tenants> {
+        let keys = self.required_keys(role)?;
+        let Some(secret) = self.tenant_secret() else {
+            bail!(
+                "{role} needs the tenant secret that job owners are derived from keys with: set PROJECTOR_TENANT_SECRET to a long random value, the same on every gateway and orchestrator"
+            );
+        };
+        Ok(Tenants::new(secret, &keys))
     }
 }
 
@@ -84,12 +106,12 @@ pub struct GatewayArgs {
 
 pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let signals = Signals::install()?;
-    let api_keys = args.keys.required("the gateway")?;
+    let tenants = args.keys.tenants("the gateway")?;
     let location = args.http.store.location(JOBS_FILE)?;
     let store = open_job_store(&location, args.http.store.policy(), GATEWAY_CONNECTIONS).await?;
     let listener = bind(args.addr, "gateway", args.http.limits.limits()).await?;
+    let role = open_gateway(Arc::new(store.clone()), tenants).await?;
     println!("gateway       {}", url_of(&listener)?);
-    let role = Gateway::new(Arc::new(store.clone()), &api_keys);
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
         role.run(listener, shutdown)
     })
@@ -148,6 +170,23 @@ impl DatasvcAccessArgs {
         }
         Ok(access)
     }
+}
+
+/// The gateway over `store`, once the jobs that earlier releases recorded
+/// under plain key hashes are its tenants' again.
+pub async fn open_gateway<S: JobStore>(store: Arc<S>, tenants: Tenants) -> Result<Gateway<S>> {
+    let gateway = Gateway::new(store, tenants);
+    let moved = gateway
+        .adopt_legacy_owners()
+        .await
+        .context("cannot move earlier jobs to their keyed owners")?;
+    if moved > 0 {
+        tracing::info!(
+            moved,
+            "jobs of earlier releases moved to their keyed owners"
+        );
+    }
+    Ok(gateway)
 }
 
 #[derive(Debug, Args)]
@@ -213,12 +252,12 @@ pub struct OrchestratorArgs {
 
 pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
     let signals = Signals::install()?;
-    let api_key = args.keys.required("the orchestrator")?.remove(0);
+    let api_key = args.keys.required_keys("the orchestrator")?.remove(0);
     let location = args.http.store.location(REPORTS_FILE)?;
     let store = open_report_store(&location, args.http.store.policy()).await?;
     let listener = bind(args.addr, "orchestrator", args.http.limits.limits()).await?;
     println!("orchestrator  {}", url_of(&listener)?);
-    let config = DispatchConfig::new(args.gateway_url, api_key);
+    let config = DispatchConfig::new(args.gateway_url, api_key.expose());
     let served = store.clone();
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
         orchestrator::run(config, served, listener, shutdown)

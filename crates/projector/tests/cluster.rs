@@ -361,6 +361,7 @@ async fn a_live_node_id_is_refused_and_an_unmigrated_database_named() {
             fresh.url(),
         ])
         .env("PROJECTOR_API_KEY", KEY)
+        .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
         .output()
         .unwrap();
     assert!(!refused.status.success());

@@ -33,6 +33,7 @@ fn printed_key(data_dir: &std::path::Path, key: Option<&str>) -> String {
         Some(key) => command.env("PROJECTOR_API_KEY", key),
         None => command.env_remove("PROJECTOR_API_KEY"),
     };
+    command.env_remove("PROJECTOR_TENANT_SECRET");
     let mut child = command
         .args(["up", "--data-dir", data_dir.to_str().unwrap()])
         .args([
@@ -86,6 +87,9 @@ fn up_generates_a_key_once_keeps_it_private_and_shows_it_only_then() {
         0o600,
         "the key file is readable by its owner only"
     );
+    let secret = directory.path().join("tenant-secret");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the tenant secret is its owner's only");
     let again = printed_key(directory.path(), None);
     assert!(
         !again.contains(&first) && again.contains("kept in"),

@@ -140,6 +140,7 @@ async fn a_read_only_postgres_database_is_refused_at_start() {
         database.url(),
     ])
     .env("PROJECTOR_API_KEY", support::KEY)
+    .env("PROJECTOR_TENANT_SECRET", support::TENANT_SECRET)
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

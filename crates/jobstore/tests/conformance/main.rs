@@ -16,12 +16,13 @@ use jobstore::{
 use tokio::task::JoinSet;
 
 const LEASE: Duration = Duration::from_secs(30);
+const OWNER: &str = "owner-a";
 const LIVENESS: Duration = Duration::from_secs(10);
 
 fn new_job(id: &str, request: &str) -> NewJob {
     NewJob {
         id: id.to_string(),
-        owner: "owner-a".into(),
+        owner: OWNER.into(),
         idempotency_key: None,
         request: request.to_string(),
         customer_id: "C-000001".into(),
@@ -52,7 +53,7 @@ async fn claim_one(store: &AnyJobStore, worker: &str, lease: Duration) -> Claime
 }
 
 async fn status_of(store: &AnyJobStore, id: &str) -> JobStatus {
-    store.get(id).await.unwrap().unwrap().status
+    store.get(OWNER, id).await.unwrap().unwrap().status
 }
 
 async fn submission_is_idempotent_and_conflicts_are_typed<B: Backend>() {
@@ -70,14 +71,6 @@ async fn submission_is_idempotent_and_conflicts_are_typed<B: Backend>() {
         matches!(&different, Error::Conflict(Conflict::JobId { job_id }) if job_id == "j1"),
         "{different}"
     );
-    let stranger = NewJob {
-        owner: "owner-b".into(),
-        ..new_job("j1", "{\"a\":1}")
-    };
-    assert!(matches!(
-        store.submit(stranger).await,
-        Err(Error::Conflict(Conflict::JobId { .. }))
-    ));
 
     let keyed = NewJob {
         idempotency_key: Some("k1".into()),
@@ -107,8 +100,8 @@ async fn submission_is_idempotent_and_conflicts_are_typed<B: Backend>() {
         matches!(&reused, Error::Conflict(Conflict::IdempotencyKey { key, job_id }) if key == "k1" && job_id == "j2"),
         "{reused}"
     );
-    assert!(store.get("j3").await.unwrap().is_none());
-    assert!(store.get("j4").await.unwrap().is_none());
+    assert!(store.get(OWNER, "j3").await.unwrap().is_none());
+    assert!(store.get(OWNER, "j4").await.unwrap().is_none());
     store.close().await;
 }
 
@@ -127,7 +120,7 @@ async fn concurrent_submissions_are_all_durable<B: Backend>() {
     store.close().await;
     let reopened = backend.open(&clock).await;
     for index in [0, 499, 999] {
-        let job = reopened.get(&format!("job-{index}")).await.unwrap();
+        let job = reopened.get(OWNER, &format!("job-{index}")).await.unwrap();
         assert_eq!(job.map(|job| job.status), Some(JobStatus::Queued));
     }
     reopened.close().await;
@@ -213,13 +206,13 @@ async fn results_are_fenced_by_the_lease<B: Backend>() {
         "the zombie cannot store a result"
     );
     assert!(store.heartbeat(&current, 0.5, LEASE).await.unwrap());
-    assert_eq!(store.get("j").await.unwrap().unwrap().progress, 0.5);
+    assert_eq!(store.get(OWNER, "j").await.unwrap().unwrap().progress, 0.5);
     assert!(store.complete(&current, "{\"ok\":true}").await.unwrap());
     assert!(
         !store.complete(&current, "{\"again\":true}").await.unwrap(),
         "a result is stored once"
     );
-    let job = store.get("j").await.unwrap().unwrap();
+    let job = store.get(OWNER, "j").await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.result.as_deref(), Some("{\"ok\":true}"));
     assert_eq!(job.progress, 1.0);
@@ -253,7 +246,7 @@ async fn dead_letter_after_the_last_attempt_with_the_reason<B: Backend>() {
         clock.advance(LEASE + Duration::from_millis(1));
         store.reap_expired_leases().await.unwrap();
     }
-    let job = store.get("lost").await.unwrap().unwrap();
+    let job = store.get(OWNER, "lost").await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.attempts, 3);
     let error = job.error.unwrap();
@@ -281,7 +274,7 @@ async fn dead_letter_after_the_last_attempt_with_the_reason<B: Backend>() {
         reason: "customer \"C-9\" not found".into(),
     };
     assert!(store.fail(&attempt, permanent).await.unwrap());
-    let job = store.get("retry").await.unwrap().unwrap();
+    let job = store.get(OWNER, "retry").await.unwrap().unwrap();
     assert_eq!(
         (job.status, job.error.as_deref()),
         (JobStatus::Failed, Some("customer \"C-9\" not found"))
@@ -310,14 +303,14 @@ async fn cancellation_stops_queued_and_running_jobs_only<B: Backend>() {
         store.submit(new_job(id, "{}")).await.unwrap();
     }
     assert!(matches!(
-        store.cancel("queued").await.unwrap(),
+        store.cancel(OWNER, "queued").await.unwrap(),
         Cancellation::Cancelled(job) if job.status == JobStatus::Cancelled
     ));
     let running = claim_one(&store, "w", LEASE).await;
     let done = claim_one(&store, "w", LEASE).await;
     assert!(store.complete(&done, "{}").await.unwrap());
     assert!(matches!(
-        store.cancel(&running.job.id).await.unwrap(),
+        store.cancel(OWNER, &running.job.id).await.unwrap(),
         Cancellation::Cancelled(_)
     ));
     assert!(
@@ -330,10 +323,13 @@ async fn cancellation_stops_queued_and_running_jobs_only<B: Backend>() {
         JobStatus::Cancelled
     );
     assert!(matches!(
-        store.cancel(&done.job.id).await.unwrap(),
+        store.cancel(OWNER, &done.job.id).await.unwrap(),
         Cancellation::Finished(job) if job.status == JobStatus::Completed
     ));
-    assert_eq!(store.cancel("nope").await.unwrap(), Cancellation::NotFound);
+    assert_eq!(
+        store.cancel(OWNER, "nope").await.unwrap(),
+        Cancellation::NotFound
+    );
     assert!(claim(&store, "w", 1, LEASE).await.is_empty());
     store.close().await;
 }
@@ -474,9 +470,9 @@ async fn finished_jobs_are_pruned_after_their_age_in_batches<B: Backend>() {
     assert_eq!(store.prune_finished(age, 10).await.unwrap(), 10);
     assert_eq!(store.prune_finished(age, 100).await.unwrap(), 15);
     assert_eq!(store.prune_finished(age, 100).await.unwrap(), 0);
-    assert!(store.get("old-0").await.unwrap().is_none());
+    assert!(store.get(OWNER, "old-0").await.unwrap().is_none());
     for attempt in recent {
-        assert!(store.get(&attempt.job.id).await.unwrap().is_some());
+        assert!(store.get(OWNER, &attempt.job.id).await.unwrap().is_some());
     }
     store.close().await;
 }
@@ -524,6 +520,93 @@ async fn idle_claimers_are_woken_by_submissions<B: Backend>() {
     gateway_side.close().await;
 }
 
+async fn ids_and_idempotency_keys_belong_to_their_tenant<B: Backend>() {
+    let backend = B::create().await;
+    let store = backend.open(&start_clock()).await;
+    let of_a = NewJob {
+        idempotency_key: Some("k".into()),
+        ..new_job("shared", "{\"a\":1}")
+    };
+    let of_b = NewJob {
+        owner: "owner-b".into(),
+        request: "{\"b\":1}".into(),
+        ..of_a.clone()
+    };
+    assert!(store.submit(of_a.clone()).await.unwrap().created);
+    let submitted_b = store.submit(of_b.clone()).await.unwrap();
+    assert!(
+        submitted_b.created,
+        "another tenant's id and key are no one else's business"
+    );
+    assert_eq!(
+        store
+            .get("owner-b", "shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .request,
+        "{\"b\":1}"
+    );
+    assert_eq!(
+        store.get(OWNER, "shared").await.unwrap().unwrap().request,
+        "{\"a\":1}"
+    );
+    assert!(store.get("owner-c", "shared").await.unwrap().is_none());
+
+    // Both run, each fenced by its own lease: finishing one leaves the other.
+    let claimed = claim(&store, "w", 2, LEASE).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(store.complete(&claimed[0], "{}").await.unwrap());
+    let other = &claimed[1];
+    assert_eq!(
+        store
+            .get(&other.job.owner, "shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Processing
+    );
+    assert_eq!(
+        store.cancel("owner-c", "shared").await.unwrap(),
+        Cancellation::NotFound
+    );
+}
+
+async fn a_replay_matched_by_id_records_the_idempotency_key_it_brings<B: Backend>() {
+    let backend = B::create().await;
+    let store = backend.open(&start_clock()).await;
+    store.submit(new_job("by-id", "{\"a\":1}")).await.unwrap();
+    let keyed = NewJob {
+        idempotency_key: Some("late-key".into()),
+        ..new_job("by-id", "{\"a\":1}")
+    };
+    let replay = store.submit(keyed.clone()).await.unwrap();
+    assert!(!replay.created);
+    assert_eq!(replay.job.idempotency_key.as_deref(), Some("late-key"));
+    assert_eq!(
+        store
+            .get(OWNER, "by-id")
+            .await
+            .unwrap()
+            .unwrap()
+            .idempotency_key
+            .as_deref(),
+        Some("late-key")
+    );
+    // A retry that sends only the key (under a new id) finds the job.
+    let by_key = store
+        .submit(NewJob {
+            id: "another-id".into(),
+            ..keyed
+        })
+        .await
+        .unwrap();
+    assert!(!by_key.created);
+    assert_eq!(by_key.job.id, "by-id");
+    assert!(store.get(OWNER, "another-id").await.unwrap().is_none());
+}
+
 macro_rules! conformance_suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -561,4 +644,6 @@ conformance_suite!(
     finished_jobs_are_pruned_after_their_age_in_batches,
     schema_behind_is_refused_and_newer_is_refused,
     idle_claimers_are_woken_by_submissions,
+    ids_and_idempotency_keys_belong_to_their_tenant,
+    a_replay_matched_by_id_records_the_idempotency_key_it_brings,
 );

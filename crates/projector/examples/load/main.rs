@@ -72,6 +72,8 @@ mod roles;
 const KEY: &str = "load-key";
 /// The data service's token, given to every role the load tool starts.
 const DATASVC_TOKEN: &str = "load-datasvc-token";
+/// The secret job owners are derived with, given to every role the load tool starts.
+const TENANT_SECRET: &str = "load-tenant-secret";
 
 #[tokio::main]
 async fn main() -> Result<()> {

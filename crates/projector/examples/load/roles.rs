@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use database::testing::TestDatabase;
 
-use crate::{DATASVC_TOKEN, KEY, datasvc_requests, job, post, resident_kb};
+use crate::{DATASVC_TOKEN, KEY, TENANT_SECRET, datasvc_requests, job, post, resident_kb};
 
 /// A role process, killed when dropped.
 struct Role {
@@ -30,6 +30,7 @@ fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
         .args(args)
         .env("PROJECTOR_API_KEY", KEY)
         .env("PROJECTOR_DATASVC_TOKEN", DATASVC_TOKEN)
+        .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

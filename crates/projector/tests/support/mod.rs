@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 pub const KEY: &str = "test-key-a";
 pub const OTHER_KEY: &str = "test-key-b";
+/// The secret job owners are derived with, given to every process a test starts.
+pub const TENANT_SECRET: &str = "test-tenant-secret";
 /// The data service's token, given to every process a test starts.
 pub const DATASVC_TOKEN: &str = "test-datasvc-token";
 
@@ -65,6 +67,7 @@ impl Process {
         let mut child = command
             .env("PROJECTOR_API_KEY", format!("{KEY},{OTHER_KEY}"))
             .env("PROJECTOR_DATASVC_TOKEN", DATASVC_TOKEN)
+            .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -229,9 +232,14 @@ pub async fn submit(gateway: &str, body: &Value) -> reqwest::Response {
 }
 
 pub async fn status(gateway: &str, job_id: &str) -> Value {
+    status_as(gateway, KEY, job_id).await
+}
+
+/// The job's status as the tenant of `api_key` sees it.
+pub async fn status_as(gateway: &str, api_key: &str, job_id: &str) -> Value {
     client()
         .get(format!("{gateway}/job_status/{job_id}"))
-        .header("x-api-key", KEY)
+        .header("x-api-key", api_key)
         .send()
         .await
         .unwrap()

@@ -1,0 +1,118 @@
+//! Tenants and their API keys. A job or report belongs to the key that asked
+//! for it, stored as its owner: an HMAC-SHA256 of the key under the
+//! deployment's tenant secret, so that the stored owners alone reveal nothing
+//! about the keys and cannot be checked against guesses without the secret.
+
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::{Problem, Secret};
+
+/// The header every tenant sends its key in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+#[derive(Clone)]
+pub struct Tenants {
+    secret: Secret,
+    /// The owner of each accepted key, in the order the keys were given.
+    owners: Vec<String>,
+    /// What earlier releases stored as the owner of each key (its plain SHA-256).
+    legacy_owners: Vec<String>,
+}
+
+impl Tenants {
+    pub fn new(secret: Secret, keys: &[Secret]) -> Self {
+        let owners = keys
+            .iter()
+            .map(|key| owner(&secret, key.expose()))
+            .collect();
+        let legacy_owners = keys
+            .iter()
+            .map(|key| hex(&Sha256::digest(key.expose().as_bytes())))
+            .collect();
+        Tenants {
+            secret,
+            owners,
+            legacy_owners,
+        }
+    }
+
+    /// The owner a key stands for, whether or not it is accepted.
+    pub fn owner_of(&self, key: &str) -> String {
+        owner(&self.secret, key)
+    }
+
+    /// The owner of the request's `X-API-Key`, or the original's 401 answer.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, Problem> {
+        let presented = headers
+            .get(API_KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(|key| self.owner_of(key));
+        match presented {
+            Some(owner) if self.owners.contains(&owner) => Ok(owner),
+            _ => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "send a valid API key in the X-API-Key header",
+            )
+            .with_error("Invalid API key")),
+        }
+    }
+
+    /// (what earlier releases stored, what is stored now) for every key, to
+    /// move their jobs and reports over.
+    pub fn renamed_owners(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.legacy_owners
+            .iter()
+            .zip(&self.owners)
+            .map(|(legacy, owner)| (legacy.as_str(), owner.as_str()))
+    }
+}
+
+impl std::fmt::Debug for Tenants {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "Tenants({} keys)", self.owners.len())
+    }
+}
+
+fn owner(secret: &Secret, key: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(key.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(API_KEY_HEADER, key.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn owners_depend_on_the_secret_and_only_accepted_keys_authenticate() {
+        let keys = [Secret::new("key-a"), Secret::new("key-b")];
+        let tenants = Tenants::new(Secret::new("secret-1"), &keys);
+        let elsewhere = Tenants::new(Secret::new("secret-2"), &keys);
+        let owner_a = tenants.authenticate(&headers("key-a")).unwrap();
+        assert_ne!(owner_a, tenants.authenticate(&headers("key-b")).unwrap());
+        assert_ne!(owner_a, elsewhere.owner_of("key-a"), "keyed by the secret");
+        let plain_sha256 = hex(&Sha256::digest(b"key-a"));
+        assert_ne!(owner_a, plain_sha256);
+        assert_eq!(
+            tenants.renamed_owners().next(),
+            Some((plain_sha256.as_str(), owner_a.as_str()))
+        );
+        let refused = tenants.authenticate(&headers("key-c")).unwrap_err();
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.error, "Invalid API key");
+        assert!(tenants.authenticate(&HeaderMap::new()).is_err());
+    }
+}
