@@ -115,7 +115,8 @@ impl PortfolioCache {
         }
         self.stats.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let portfolio = fetch().await?;
-        let entry = Entry::new(now_millis() + self.ttl.as_millis() as i64, &portfolio);
+        let ttl_millis = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let entry = Entry::new(now_millis().saturating_add(ttl_millis), &portfolio);
         self.db
             .put(key(customer_id), entry.encode())
             .await

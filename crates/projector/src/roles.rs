@@ -308,17 +308,17 @@ pub struct WorkerTuning {
     #[arg(long, env = "PROJECTOR_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_seconds: u64,
     /// How long a job of another node's partition waits before this node takes it, in milliseconds.
-    #[arg(long, env = "PROJECTOR_STEAL_AFTER_MS", default_value_t = 5000)]
+    #[arg(long, env = "PROJECTOR_STEAL_AFTER_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     steal_after_ms: u64,
     /// How long running jobs may finish after the first signal before they are
     /// stopped and given back to the queue, in seconds.
-    #[arg(long, env = "PROJECTOR_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "PROJECTOR_SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_grace_seconds: u64,
     /// Finished jobs are deleted after this many hours.
     #[arg(long, env = "PROJECTOR_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     retention_hours: u64,
-    /// How long a cached portfolio stays fresh, in seconds.
-    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600)]
+    /// How long a cached portfolio stays fresh, in seconds (at most a year).
+    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     cache_ttl_seconds: u64,
 }
 

@@ -288,3 +288,21 @@ async fn a_data_service_without_a_token_refuses_to_start_unless_anonymous_caller
     let log = std::fs::read_to_string(data_dir.path().join("datasvc.log")).unwrap();
     assert!(log.contains("without credentials"), "{log}");
 }
+
+#[test]
+fn options_out_of_range_are_refused_at_start_naming_the_option() {
+    let data_dir = scratch_dir();
+    for (option, value) in [
+        ("--cache-ttl-seconds", "10000000000000000"),
+        ("--cache-ttl-seconds", "0"),
+        ("--steal-after-ms", "99999999999999"),
+        ("--header-timeout-seconds", "0"),
+    ] {
+        let output = support::projector(&support::up_args(data_dir.path(), &[option, value]))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{option} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(option), "{option} {value}: {stderr}");
+    }
+}
