@@ -14,7 +14,7 @@ mod validate;
 pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
 pub use problem::Problem;
 pub use secret::Secret;
-pub use tenants::{API_KEY_HEADER, Tenants};
+pub use tenants::{API_KEY_HEADER, Owner, Tenants};
 pub use validate::{
     ValidationError, customer_id_rule, normalized, projection_params, report_parameters,
 };

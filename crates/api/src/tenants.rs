@@ -3,6 +3,10 @@
 //! deployment's tenant secret, so that the stored owners alone reveal nothing
 //! about the keys and cannot be checked against guesses without the secret.
 
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -12,9 +16,13 @@ use crate::{Problem, Secret};
 /// The header every tenant sends its key in.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
+/// Cheap to clone: every request of a role reads the same keys.
 #[derive(Clone)]
-pub struct Tenants {
+pub struct Tenants(Arc<Keys>);
+
+struct Keys {
     secret: Secret,
+    keys: Vec<Secret>,
     /// The owner of each accepted key, in the order the keys were given.
     owners: Vec<String>,
     /// What earlier releases stored as the owner of each key (its plain SHA-256).
@@ -31,16 +39,31 @@ impl Tenants {
             .iter()
             .map(|key| hex(&Sha256::digest(key.expose().as_bytes())))
             .collect();
-        Tenants {
+        Tenants(Arc::new(Keys {
             secret,
+            keys: keys.to_vec(),
             owners,
             legacy_owners,
-        }
+        }))
+    }
+
+    /// The accepted key whose owner is `owner`, to act for that tenant.
+    pub fn key_of(&self, owner: &str) -> Option<&Secret> {
+        self.0
+            .owners
+            .iter()
+            .position(|known| known == owner)
+            .map(|index| &self.0.keys[index])
+    }
+
+    /// The owner of the first key given: what earlier releases did everything as.
+    pub fn first_owner(&self) -> Option<&str> {
+        self.0.owners.first().map(String::as_str)
     }
 
     /// The owner a key stands for, whether or not it is accepted.
     pub fn owner_of(&self, key: &str) -> String {
-        owner(&self.secret, key)
+        owner(&self.0.secret, key)
     }
 
     /// The owner of the request's `X-API-Key`, or the original's 401 answer.
@@ -50,7 +73,7 @@ impl Tenants {
             .and_then(|value| value.to_str().ok())
             .map(|key| self.owner_of(key));
         match presented {
-            Some(owner) if self.owners.contains(&owner) => Ok(owner),
+            Some(owner) if self.0.owners.contains(&owner) => Ok(owner),
             _ => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "send a valid API key in the X-API-Key header",
@@ -62,16 +85,36 @@ impl Tenants {
     /// (what earlier releases stored, what is stored now) for every key, to
     /// move their jobs and reports over.
     pub fn renamed_owners(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.legacy_owners
+        self.0
+            .legacy_owners
             .iter()
-            .zip(&self.owners)
+            .zip(&self.0.owners)
             .map(|(legacy, owner)| (legacy.as_str(), owner.as_str()))
+    }
+}
+
+/// The tenant a request is for, from its `X-API-Key`: an extractor for any
+/// state that holds the [`Tenants`]; a missing or unknown key is the 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(pub String);
+
+impl<S> FromRequestParts<S> for Owner
+where
+    Tenants: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Tenants::from_ref(state)
+            .authenticate(&parts.headers)
+            .map(Owner)
     }
 }
 
 impl std::fmt::Debug for Tenants {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "Tenants({} keys)", self.owners.len())
+        write!(formatter, "Tenants({} keys)", self.0.owners.len())
     }
 }
 
@@ -110,6 +153,9 @@ mod tests {
             tenants.renamed_owners().next(),
             Some((plain_sha256.as_str(), owner_a.as_str()))
         );
+        assert_eq!(tenants.key_of(&owner_a).map(Secret::expose), Some("key-a"));
+        assert_eq!(tenants.first_owner(), Some(owner_a.as_str()));
+        assert!(tenants.key_of(&plain_sha256).is_none());
         let refused = tenants.authenticate(&headers("key-c")).unwrap_err();
         assert_eq!(refused.status, 401);
         assert_eq!(refused.error, "Invalid API key");

@@ -1,15 +1,23 @@
-//! The outbox dispatcher and the job follower.
+//! The outbox dispatcher and the job follower. Each report goes to the gateway
+//! under its own tenant's key; a refusal (a 4xx other than 429) ends it as
+//! failed with the reason, and every running report is followed, page by page.
 
 use std::time::Duration;
 
 use api::wire::{GenerateProjectionRequest, JobStatus, ProjectionParameters};
 use tokio_util::sync::CancellationToken;
 
+use api::{Secret, Tenants};
+
 use crate::DispatchConfig;
 use crate::store::{ReportRow, ReportStore};
 
-/// Reports looked at per round.
+/// Reports read per page.
 const BATCH: u32 = 64;
+/// Finished reports deleted per statement while pruning.
+const PRUNE_BATCH: u32 = 1000;
+/// How often finished reports past their retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a call to the gateway did not succeed.
 #[derive(Debug)]
@@ -39,6 +47,7 @@ impl GatewayClient {
     /// report, so a retry after a lost answer finds the same job.
     async fn submit(
         &self,
+        key: &Secret,
         report_id: &str,
         parameters: ProjectionParameters,
     ) -> Result<String, CallError> {
@@ -50,42 +59,28 @@ impl GatewayClient {
         let response = self
             .http
             .post(format!("{}/generate_projection", self.base()))
-            .header("x-api-key", &self.config.api_key)
+            .header(api::API_KEY_HEADER, key.expose())
             .header("x-idempotency-key", &job_id)
             .json(&body)
             .send()
             .await
             .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
-        let status = response.status();
-        if status.as_u16() == 202 {
+        if response.status().as_u16() == 202 {
             return Ok(job_id);
         }
-        let detail = response.text().await.unwrap_or_default();
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(CallError::Transient(format!(
-                "gateway answered {status}: {detail}"
-            )))
-        } else {
-            Err(CallError::Refused(format!(
-                "gateway refused the job ({status}): {detail}"
-            )))
-        }
+        Err(refusal(response, "the job").await)
     }
 
-    async fn status(&self, job_id: &str) -> Result<JobStatus, CallError> {
+    async fn status(&self, key: &Secret, job_id: &str) -> Result<JobStatus, CallError> {
         let response = self
             .http
             .get(format!("{}/job_status/{job_id}", self.base()))
-            .header("x-api-key", &self.config.api_key)
+            .header(api::API_KEY_HEADER, key.expose())
             .send()
             .await
             .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
-        let status = response.status();
-        if !status.is_success() {
-            let detail = response.text().await.unwrap_or_default();
-            return Err(CallError::Transient(format!(
-                "gateway answered {status}: {detail}"
-            )));
+        if !response.status().is_success() {
+            return Err(refusal(response, "the job's status").await);
         }
         response
             .json()
@@ -98,22 +93,42 @@ impl GatewayClient {
     }
 }
 
+/// What a gateway's answer other than success means: a 5xx or a 429 is worth
+/// another try, any other 4xx is final.
+async fn refusal(response: reqwest::Response, what: &str) -> CallError {
+    let status = response.status();
+    let detail = response.text().await.unwrap_or_default();
+    let detail = api::server::echo(&detail);
+    if status.is_server_error() || status.as_u16() == 429 {
+        CallError::Transient(format!("gateway answered {status}: {detail}"))
+    } else {
+        CallError::Refused(format!("gateway refused {what} ({status}): {detail}"))
+    }
+}
+
 pub struct Dispatcher {
     store: ReportStore,
     client: GatewayClient,
+    tenants: Tenants,
     config: DispatchConfig,
 }
 
 impl Dispatcher {
-    pub fn new(store: ReportStore, config: DispatchConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        store: ReportStore,
+        tenants: Tenants,
+        config: DispatchConfig,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Dispatcher {
             store,
             client: GatewayClient::new(config.clone())?,
+            tenants,
             config,
         })
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut since_prune = PRUNE_EVERY;
         loop {
             if let Err(error) = self.dispatch_due().await {
                 tracing::error!(%error, "report dispatch round failed");
@@ -121,18 +136,50 @@ impl Dispatcher {
             if let Err(error) = self.follow_running().await {
                 tracing::error!(%error, "report follow-up round failed");
             }
+            if since_prune >= PRUNE_EVERY {
+                since_prune = Duration::ZERO;
+                match self
+                    .store
+                    .prune_finished(self.config.retention, PRUNE_BATCH)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "pruned reports past their retention"),
+                    Err(error) => tracing::error!(%error, "could not prune finished reports"),
+                }
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.config.poll) => {}
+                () = tokio::time::sleep(self.config.poll) => since_prune += self.config.poll,
             }
         }
     }
 
+    /// The key of the report's tenant; a report whose key is no longer
+    /// configured fails, saying so.
+    async fn key_for(&self, report: &ReportRow) -> Result<Option<&Secret>, crate::Error> {
+        if let Some(key) = self.tenants.key_of(&report.owner) {
+            return Ok(Some(key));
+        }
+        self.store
+            .update(
+                &report.id,
+                "failed",
+                None,
+                Some("the API key that asked for this report is no longer configured"),
+            )
+            .await?;
+        Ok(None)
+    }
+
     async fn dispatch_due(&self) -> Result<(), crate::Error> {
         for report in self.store.due_for_dispatch(BATCH).await? {
+            let Some(key) = self.key_for(&report).await? else {
+                continue;
+            };
             let parameters: ProjectionParameters =
                 serde_json::from_str(&report.parameters).unwrap_or_default();
-            match self.client.submit(&report.id, parameters).await {
+            match self.client.submit(key, &report.id, parameters).await {
                 Ok(job_id) => self.store.mark_dispatched(&report.id, &job_id).await?,
                 Err(CallError::Transient(reason)) => {
                     let delay = self.backoff(&report);
@@ -149,43 +196,66 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Follows every running report, a page at a time.
     async fn follow_running(&self) -> Result<(), crate::Error> {
-        for report in self.store.running(BATCH).await? {
-            let Some(job_id) = &report.job_id else {
-                continue;
+        let mut after = (i64::MIN, String::new());
+        loop {
+            let page = self.store.running_after(&after, BATCH).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
             };
-            let job = match self.client.status(job_id).await {
-                Ok(job) => job,
-                Err(CallError::Transient(reason) | CallError::Refused(reason)) => {
-                    tracing::debug!(report = %report.id, %reason, "job status unavailable; will ask again");
-                    continue;
-                }
-            };
-            match job.status.as_str() {
-                "completed" => {
-                    let result = job
-                        .result
-                        .as_ref()
-                        .and_then(|result| serde_json::to_string(result).ok());
-                    self.store
-                        .update(&report.id, "completed", result.as_deref(), None)
-                        .await?;
-                }
-                "failed" | "cancelled" => {
-                    let error = job
-                        .error
-                        .unwrap_or_else(|| format!("the job was {}", job.status));
-                    self.store
-                        .update(&report.id, "failed", None, Some(&error))
-                        .await?;
-                }
-                "processing" if report.status != "processing" => {
-                    self.store
-                        .update(&report.id, "processing", None, None)
-                        .await?;
-                }
-                _ => {}
+            after = (last.created_at, last.id.clone());
+            for report in &page {
+                self.follow(report).await?;
             }
+        }
+    }
+
+    async fn follow(&self, report: &ReportRow) -> Result<(), crate::Error> {
+        let Some(job_id) = &report.job_id else {
+            return Ok(());
+        };
+        let Some(key) = self.key_for(report).await? else {
+            return Ok(());
+        };
+        let job = match self.client.status(key, job_id).await {
+            Ok(job) => job,
+            Err(CallError::Transient(reason)) => {
+                tracing::debug!(report = %report.id, %reason, "job status unavailable; will ask again");
+                return Ok(());
+            }
+            Err(CallError::Refused(reason)) => {
+                tracing::warn!(report = %report.id, %reason, "the gateway refused the job's status; the report fails");
+                return self
+                    .store
+                    .update(&report.id, "failed", None, Some(&reason))
+                    .await;
+            }
+        };
+        match job.status.as_str() {
+            "completed" => {
+                let result = job
+                    .result
+                    .as_ref()
+                    .and_then(|result| serde_json::to_string(result).ok());
+                self.store
+                    .update(&report.id, "completed", result.as_deref(), None)
+                    .await?;
+            }
+            "failed" | "cancelled" => {
+                let error = job
+                    .error
+                    .unwrap_or_else(|| format!("the job was {}", job.status));
+                self.store
+                    .update(&report.id, "failed", None, Some(&error))
+                    .await?;
+            }
+            "processing" if report.status != "processing" => {
+                self.store
+                    .update(&report.id, "processing", None, None)
+                    .await?;
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
-//! `POST /reports`, `GET /reports/{id}` and `GET /reports`.
+//! `POST /reports`, `GET /reports/{id}` and `GET /reports`, each for the tenant
+//! whose `X-API-Key` asks: a tenant sees only its own reports.
 
 use api::wire::{ProjectionParameters, ReportList};
-use api::{DecodeError, Encoding, Problem, respond};
+use api::{DecodeError, Encoding, Owner, Problem, Tenants, respond};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,11 +14,23 @@ use crate::ReportStore;
 
 const LISTED: u32 = 100;
 
-pub fn router(store: ReportStore) -> Router {
+#[derive(Clone)]
+struct AppState {
+    store: ReportStore,
+    tenants: Tenants,
+}
+
+impl FromRef<AppState> for Tenants {
+    fn from_ref(state: &AppState) -> Tenants {
+        state.tenants.clone()
+    }
+}
+
+pub fn router(store: ReportStore, tenants: Tenants) -> Router {
     Router::new()
         .route("/reports", get(list).post(create))
         .route("/reports/{id}", get(show))
-        .with_state(store)
+        .with_state(AppState { store, tenants })
 }
 
 fn encoding_of(headers: &HeaderMap) -> Encoding {
@@ -37,7 +50,12 @@ fn unavailable(error: crate::Error) -> Response {
     .into_response()
 }
 
-async fn create(State(store): State<ReportStore>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn create(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
@@ -54,7 +72,7 @@ async fn create(State(store): State<ReportStore>, headers: HeaderMap, bytes: Byt
     if let Err(error) = api::report_parameters(&parameters) {
         return Problem::from(error).into_response();
     }
-    match store.create(&parameters).await {
+    match state.store.create(&owner, &parameters).await {
         Ok(report) => {
             let mut response = respond(StatusCode::ACCEPTED, encoding_of(&headers), &report);
             if let Ok(location) = HeaderValue::from_str(&format!("/reports/{}", report.id)) {
@@ -67,21 +85,25 @@ async fn create(State(store): State<ReportStore>, headers: HeaderMap, bytes: Byt
 }
 
 async fn show(
-    State(store): State<ReportStore>,
+    State(state): State<AppState>,
+    Owner(owner): Owner,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match store.get(&id).await {
+    match state.store.get(&owner, &id).await {
         Ok(Some(report)) => respond(StatusCode::OK, encoding_of(&headers), &report),
-        Ok(None) => Problem::new(StatusCode::NOT_FOUND, format!("no report {id:?}"))
-            .with_error("Report not found")
-            .into_response(),
+        Ok(None) => Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no report {id:?} for this API key"),
+        )
+        .with_error("Report not found")
+        .into_response(),
         Err(error) => unavailable(error),
     }
 }
 
-async fn list(State(store): State<ReportStore>, headers: HeaderMap) -> Response {
-    match store.list(LISTED).await {
+async fn list(State(state): State<AppState>, Owner(owner): Owner, headers: HeaderMap) -> Response {
+    match state.store.list(&owner, LISTED).await {
         Ok(reports) => respond(
             StatusCode::OK,
             encoding_of(&headers),

@@ -8,6 +8,8 @@ mod store;
 
 use std::time::Duration;
 
+use api::Tenants;
+
 pub use dispatch::{Dispatcher, GatewayClient};
 pub use http::router;
 pub use store::ReportStore;
@@ -16,15 +18,16 @@ pub use store::ReportStore;
 /// until `shutdown`: dispatch ends when draining starts, HTTP when it stops.
 pub async fn run(
     config: DispatchConfig,
+    tenants: Tenants,
     store: ReportStore,
     listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
-    let dispatcher = Dispatcher::new(store.clone(), config).map_err(|error| {
+    let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(|error| {
         std::io::Error::other(format!("cannot build the gateway client: {error}"))
     })?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
-    let served = api::server::serve(listener, router(store), shutdown).await;
+    let served = api::server::serve(listener, router(store, tenants), shutdown).await;
     let _ = dispatching.await;
     served
 }
@@ -51,22 +54,26 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
     pub gateway_url: String,
-    pub api_key: String,
     /// How often pending and running reports are looked at.
     pub poll: Duration,
     pub request_timeout: Duration,
     /// Largest wait between two dispatch attempts while the gateway is down.
     pub max_backoff: Duration,
+    /// Finished reports are deleted this long after they ended.
+    pub retention: Duration,
 }
 
+/// How long finished reports are kept by default: thirty days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl DispatchConfig {
-    pub fn new(gateway_url: impl Into<String>, api_key: impl Into<String>) -> Self {
+    pub fn new(gateway_url: impl Into<String>) -> Self {
         DispatchConfig {
             gateway_url: gateway_url.into(),
-            api_key: api_key.into(),
             poll: Duration::from_millis(100),
             request_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
+            retention: DEFAULT_RETENTION,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct ReportStore {
 #[derive(FromRow)]
 pub(crate) struct ReportRow {
     pub id: String,
+    /// The tenant: the keyed hash of the API key that asked for the report.
+    pub owner: String,
     pub status: String,
     pub parameters: String,
     pub created_at: i64,
@@ -68,17 +70,22 @@ impl ReportStore {
         self.pool.close().await;
     }
 
-    /// Records a report and its outbox entry (one row, one commit).
-    pub async fn create(&self, parameters: &ProjectionParameters) -> Result<Report, Error> {
+    /// Records `owner`'s report and its outbox entry (one row, one commit).
+    pub async fn create(
+        &self,
+        owner: &str,
+        parameters: &ProjectionParameters,
+    ) -> Result<Report, Error> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         let parameters = serde_json::to_string(parameters).expect("wire messages serialise");
         let row: ReportRow = on_pool!(&self.pool, pool => {
             sqlx::query_as(
-                "INSERT INTO reports (id, status, parameters, created_at, next_attempt_at)
-                 VALUES ($1, 'pending', $2, $3, $3) RETURNING *",
+                "INSERT INTO reports (id, owner, status, parameters, created_at, next_attempt_at)
+                 VALUES ($1, $2, 'pending', $3, $4, $4) RETURNING *",
             )
             .bind(&id)
+            .bind(owner)
             .bind(&parameters)
             .bind(now)
             .fetch_one(pool)
@@ -87,25 +94,57 @@ impl ReportStore {
         Ok(row.to_wire())
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Report>, Error> {
+    /// `owner`'s report `id`; another tenant's is not found.
+    pub async fn get(&self, owner: &str, id: &str) -> Result<Option<Report>, Error> {
         let row: Option<ReportRow> = on_pool!(&self.pool, pool => {
-            sqlx::query_as("SELECT * FROM reports WHERE id = $1")
+            sqlx::query_as("SELECT * FROM reports WHERE id = $1 AND owner = $2")
                 .bind(id)
+                .bind(owner)
                 .fetch_optional(pool)
                 .await?
         });
         Ok(row.map(|row| row.to_wire()))
     }
 
-    /// The newest reports first.
-    pub async fn list(&self, limit: u32) -> Result<Vec<Report>, Error> {
+    /// `owner`'s newest reports first.
+    pub async fn list(&self, owner: &str, limit: u32) -> Result<Vec<Report>, Error> {
         let rows: Vec<ReportRow> = on_pool!(&self.pool, pool => {
-            sqlx::query_as("SELECT * FROM reports ORDER BY created_at DESC, id LIMIT $1")
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT * FROM reports WHERE owner = $1 ORDER BY created_at DESC, id LIMIT $2",
+            )
+            .bind(owner)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
         });
         Ok(rows.iter().map(ReportRow::to_wire).collect())
+    }
+
+    /// Gives the reports of earlier releases, which have no owner, to `owner`.
+    pub async fn adopt_unowned(&self, owner: &str) -> Result<u64, Error> {
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query("UPDATE reports SET owner = $1 WHERE owner = ''")
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Deletes up to `batch` reports that ended more than `age` ago.
+    pub async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64, Error> {
+        let before = now_millis() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX / 2);
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "DELETE FROM reports WHERE id IN
+                     (SELECT id FROM reports WHERE finished_at <= $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(batch))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
     }
 
     pub(crate) async fn due_for_dispatch(&self, limit: u32) -> Result<Vec<ReportRow>, Error> {
@@ -121,11 +160,21 @@ impl ReportStore {
         }))
     }
 
-    pub(crate) async fn running(&self, limit: u32) -> Result<Vec<ReportRow>, Error> {
+    /// Running reports after `after` in (created_at, id) order: a page of
+    /// them, so that every one is followed however many there are.
+    pub(crate) async fn running_after(
+        &self,
+        after: &(i64, String),
+        limit: u32,
+    ) -> Result<Vec<ReportRow>, Error> {
         Ok(on_pool!(&self.pool, pool => {
             sqlx::query_as(
-                "SELECT * FROM reports WHERE status IN ('dispatched', 'processing') ORDER BY created_at LIMIT $1",
+                "SELECT * FROM reports WHERE status IN ('dispatched', 'processing')
+                   AND (created_at, id) > ($1, $2)
+                 ORDER BY created_at, id LIMIT $3",
             )
+            .bind(after.0)
+            .bind(&after.1)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
@@ -176,15 +225,70 @@ impl ReportStore {
         error: Option<&str>,
     ) -> Result<(), Error> {
         on_pool!(&self.pool, pool => {
-            sqlx::query("UPDATE reports SET status = $2, result = $3, error = $4 WHERE id = $1")
-                .bind(id)
-                .bind(status)
-                .bind(result)
-                .bind(error)
-                .execute(pool)
-                .await
-                .map(|_| ())?
+            sqlx::query(
+                "UPDATE reports SET status = $2, result = $3, error = $4,
+                     finished_at = CASE WHEN $2 IN ('completed', 'failed') THEN $5 END
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(result)
+            .bind(error)
+            .bind(now_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())?
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parameters() -> ProjectionParameters {
+        ProjectionParameters {
+            customer_id: "C-000001".into(),
+            time_horizon_years: 5,
+            risk_profile: "balanced".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn finished_reports_are_pruned_and_unowned_ones_adopted() {
+        let directory = tempfile::tempdir().unwrap();
+        let location = Location::Sqlite(directory.path().join("reports.sqlite"));
+        let store = ReportStore::open(&location, SchemaPolicy::Apply, 1)
+            .await
+            .unwrap();
+        let finished = store.create("owner-a", &parameters()).await.unwrap();
+        let running = store.create("owner-a", &parameters()).await.unwrap();
+        store
+            .update(&finished.id, "completed", Some("{}"), None)
+            .await
+            .unwrap();
+        store
+            .update(&running.id, "dispatched", None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .prune_finished(Duration::from_secs(3600), 10)
+                .await
+                .unwrap(),
+            0,
+            "a report that just ended is kept"
+        );
+        assert_eq!(store.prune_finished(Duration::ZERO, 10).await.unwrap(), 1);
+        assert!(store.get("owner-a", &finished.id).await.unwrap().is_none());
+        assert!(store.get("owner-a", &running.id).await.unwrap().is_some());
+
+        let legacy = store.create("", &parameters()).await.unwrap();
+        assert!(store.get("owner-b", &legacy.id).await.unwrap().is_none());
+        assert_eq!(store.adopt_unowned("owner-b").await.unwrap(), 1);
+        assert!(store.get("owner-b", &legacy.id).await.unwrap().is_some());
+        store.close().await;
     }
 }

@@ -15,20 +15,63 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "orchestrator-key";
+const OTHER_KEY: &str = "another-tenant";
+
+fn tenants() -> Tenants {
+    Tenants::new(
+        Secret::new("tenant-secret"),
+        &[Secret::new(KEY), Secret::new(OTHER_KEY)],
+    )
+}
+
+/// A client that sends `key` as its tenant's API key.
+fn client_of(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(api::API_KEY_HEADER, key.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn report(client: &reqwest::Client, base: &str, id: &str) -> Value {
-    client
-        .get(format!("{base}/reports/{id}"))
+    get_json(client, &format!("{base}/reports/{id}")).await
+}
+
+/// Asks for a report and returns its id.
+async fn create_report(client: &reqwest::Client, base: &str, body: &Value) -> String {
+    let created: Value = client
+        .post(format!("{base}/reports"))
+        .json(body)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap()
+        .unwrap();
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// A worker's claim, done through the job store's own contract.
+async fn claim_one(jobs: &AnyJobStore) -> jobstore::Claimed {
+    jobs.claim(ClaimRequest {
+        worker: "test-worker",
+        limit: 1,
+        lease: Duration::from_secs(30),
+        partitions: &[],
+        steal_after: Duration::ZERO,
+    })
+    .await
+    .unwrap()
+    .remove(0)
 }
 
 async fn wait_for_status(client: &reqwest::Client, base: &str, id: &str, wanted: &str) -> Value {
@@ -69,7 +112,7 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    serve(listener, router(reports.clone())).await;
+    serve(listener, router(reports.clone(), tenants())).await;
 
     // The gateway's port, reserved now and served only later.
     let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -81,16 +124,23 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     let config = DispatchConfig {
         poll: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
-        ..DispatchConfig::new(&gateway_url, KEY)
+        ..DispatchConfig::new(&gateway_url)
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(
-        Dispatcher::new(reports.clone(), config)
+        Dispatcher::new(reports.clone(), tenants(), config)
             .unwrap()
             .run(shutdown.clone()),
     );
 
-    let client = reqwest::Client::new();
+    let anonymous = reqwest::Client::new()
+        .post(format!("{base}/reports"))
+        .json(&json!({"customer_id": "C-000042", "time_horizon_years": 10, "risk_profile": "balanced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let client = client_of(KEY);
     let invalid = client
         .post(format!("{base}/reports"))
         .json(&json!({"customer_id": "C-000042", "time_horizon_years": 80, "risk_profile": "balanced"}))
@@ -136,11 +186,10 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     let gateway_listener = tokio::net::TcpListener::bind(("127.0.0.1", gateway_port))
         .await
         .unwrap();
-    let tenants = Tenants::new(Secret::new("tenant-secret"), &[Secret::new(KEY)]);
-    let owner = tenants.owner_of(KEY);
+    let owner = tenants().owner_of(KEY);
     serve(
         gateway_listener,
-        Gateway::new(jobs.clone(), tenants).router(),
+        Gateway::new(jobs.clone(), tenants()).router(),
     )
     .await;
 
@@ -155,17 +204,7 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     assert_eq!(job.idempotency_key.as_deref(), Some(job_id.as_str()));
 
     // A worker's part, done through the job store's own contract.
-    let claim = jobs
-        .claim(ClaimRequest {
-            worker: "test-worker",
-            limit: 1,
-            lease: Duration::from_secs(30),
-            partitions: &[],
-            steal_after: Duration::ZERO,
-        })
-        .await
-        .unwrap()
-        .remove(0);
+    let claim = claim_one(&jobs).await;
     let params = engine::ProjectionParams {
         paths: 100,
         time_horizon_years: 10,
@@ -191,15 +230,21 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         completed["result"]["projection_value"].as_f64().unwrap(),
         result.projection_value
     );
-    let listed: Value = client
-        .get(format!("{base}/reports"))
+    let listed = get_json(&client, &format!("{base}/reports")).await;
+    assert_eq!(listed["reports"][0]["id"], id.as_str());
+    let stranger = client_of(OTHER_KEY);
+    let not_theirs = stranger
+        .get(format!("{base}/reports/{id}"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(listed["reports"][0]["id"], id.as_str());
+    assert_eq!(
+        not_theirs.status(),
+        404,
+        "another tenant's report is not found"
+    );
+    let theirs = get_json(&stranger, &format!("{base}/reports")).await;
+    assert_eq!(theirs["reports"], json!([]), "{theirs}");
     let missing = client
         .get(format!("{base}/reports/nope"))
         .send()
@@ -208,6 +253,86 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "Report not found");
+    shutdown.cancel();
+    reports.close().await;
+    jobs.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_whose_job_the_gateway_refuses_fail_and_never_hold_up_the_rest() {
+    const STUCK: usize = 70;
+    let directory = tempfile::tempdir().unwrap();
+    let jobs_file = directory.path().join("jobs.sqlite");
+    let reports = ReportStore::open(
+        &Location::Sqlite(directory.path().join("reports.sqlite")),
+        SchemaPolicy::Apply,
+        2,
+    )
+    .await
+    .unwrap();
+    let jobs = Arc::new(
+        AnyJobStore::open(
+            &Location::Sqlite(jobs_file.clone()),
+            StoreOptions {
+                policy: SchemaPolicy::Apply,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    serve(listener, router(reports.clone(), tenants())).await;
+    let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", gateway_listener.local_addr().unwrap());
+    serve(
+        gateway_listener,
+        Gateway::new(jobs.clone(), tenants()).router(),
+    )
+    .await;
+    let config = DispatchConfig {
+        poll: Duration::from_millis(20),
+        ..DispatchConfig::new(&gateway_url)
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(
+        Dispatcher::new(reports.clone(), tenants(), config)
+            .unwrap()
+            .run(shutdown.clone()),
+    );
+    let client = client_of(KEY);
+    let body =
+        json!({"customer_id": "C-000042", "time_horizon_years": 10, "risk_profile": "balanced"});
+    let mut stuck = Vec::new();
+    for _ in 0..STUCK {
+        stuck.push(create_report(&client, &base, &body).await);
+    }
+    for id in &stuck {
+        wait_for_status(&client, &base, id, "dispatched").await;
+    }
+    // Their jobs vanish from the job store: the gateway answers 404 for each.
+    let store = sqlx::SqlitePool::connect(&format!("sqlite://{}", jobs_file.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM jobs")
+        .execute(&store)
+        .await
+        .unwrap();
+    store.close().await;
+    for id in &stuck {
+        let failed = wait_for_status(&client, &base, id, "failed").await;
+        assert!(
+            failed["error"].as_str().unwrap().contains("404"),
+            "{failed}"
+        );
+    }
+
+    let fresh = create_report(&client, &base, &body).await;
+    wait_for_status(&client, &base, &fresh, "dispatched").await;
+    let claim = claim_one(&jobs).await;
+    assert!(jobs.complete(&claim, "{}").await.unwrap());
+    wait_for_status(&client, &base, &fresh, "completed").await;
     shutdown.cancel();
     reports.close().await;
     jobs.close().await;

@@ -18,7 +18,8 @@ use worker::WorkerConfig;
 
 use crate::listen::{bind, url_of};
 use crate::roles::{
-    DatasvcAccessArgs, build_node, open_data_store, open_gateway, open_report_store,
+    DatasvcAccessArgs, adopt_unowned_reports, build_node, open_data_store, open_gateway,
+    open_report_store,
 };
 use crate::stores::{
     DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, open_job_store,
@@ -51,6 +52,8 @@ pub struct ClusterConfig {
     pub tenant_secret: Secret,
     pub cache_ttl: Duration,
     pub limits: Limits,
+    /// Finished reports are deleted this long after they ended.
+    pub report_retention: Duration,
 }
 
 /// A running cluster; [`Cluster::stop`] shuts it down in order.
@@ -105,17 +108,18 @@ impl Cluster {
         let listener = bind(config.gateway_addr, "gateway", config.limits).await?;
         let gateway_url = url_of(&listener)?;
         let tenants = Tenants::new(config.tenant_secret.clone(), &config.api_keys);
-        let gateway = open_gateway(Arc::new(jobs.clone()), tenants).await?;
+        let gateway = open_gateway(Arc::new(jobs.clone()), tenants.clone()).await?;
         http.spawn(gateway.run(listener, shutdown.clone()));
 
         let listener = bind(config.orchestrator_addr, "orchestrator", config.limits).await?;
         let orchestrator_url = url_of(&listener)?;
-        let orchestrator_key = config
-            .api_keys
-            .first()
-            .context("the gateway needs at least one API key")?;
+        adopt_unowned_reports(&reports, &tenants).await?;
         http.spawn(orchestrator::run(
-            DispatchConfig::new(&gateway_url, orchestrator_key.expose()),
+            DispatchConfig {
+                retention: config.report_retention,
+                ..DispatchConfig::new(&gateway_url)
+            },
+            tenants,
             reports.clone(),
             listener,
             shutdown.clone(),

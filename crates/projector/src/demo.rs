@@ -22,6 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(50);
 pub async fn demo() -> Result<()> {
     let directory = tempfile::tempdir().context("cannot create a temporary directory")?;
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let api_key = generate_key();
     let cluster = Cluster::start(ClusterConfig {
         stores: StoreArgs {
             database_url: None,
@@ -34,24 +35,33 @@ pub async fn demo() -> Result<()> {
         },
         orchestrator_addr: any_port,
         worker: WorkerConfig::default(),
-        api_keys: vec![Secret::new(generate_key())],
+        api_keys: vec![Secret::new(api_key.clone())],
         tenant_secret: Secret::new(generate_key()),
         cache_ttl: Duration::from_secs(3600),
         limits: api::server::Limits::default(),
+        report_retention: orchestrator::DEFAULT_RETENTION,
     })
     .await?;
     println!(
         "Projector demo: gateway {}, data service {}, orchestrator {}",
         cluster.gateway_url, cluster.datasvc_url, cluster.orchestrator_url
     );
-    let outcome = request_reports(&cluster.orchestrator_url).await;
+    let outcome = request_reports(&cluster.orchestrator_url, &api_key).await;
     cluster.stop().await;
     outcome
 }
 
-async fn request_reports(orchestrator: &str) -> Result<()> {
+async fn request_reports(orchestrator: &str, api_key: &str) -> Result<()> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        api::API_KEY_HEADER,
+        api_key
+            .parse()
+            .context("the generated API key is not a header value")?,
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()?;
     let started = Instant::now();
     let mut report_ids = Vec::new();

@@ -39,10 +39,11 @@ pub struct HttpArgs {
 }
 
 /// The tenants' API keys and the secret their owners are derived with: the
-/// gateway accepts each key, the orchestrator submits with the first.
+/// gateway and the orchestrator accept each key, and the orchestrator submits
+/// each report under the key that asked for it.
 #[derive(Debug, Args)]
 pub struct KeysArgs {
-    /// API keys, comma-separated (the orchestrator submits with the first).
+    /// API keys, comma-separated, one per tenant.
     #[arg(
         long,
         env = "PROJECTOR_API_KEY",
@@ -245,25 +246,64 @@ pub struct OrchestratorArgs {
     )]
     gateway_url: String,
     #[command(flatten)]
+    reports: ReportArgs,
+    #[command(flatten)]
     keys: KeysArgs,
     #[command(flatten)]
     http: HttpArgs,
 }
 
+/// What the orchestrator keeps, for `orchestrator` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Finished reports are deleted after this many days.
+    #[arg(long, env = "PROJECTOR_REPORT_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    report_retention_days: u64,
+}
+
+impl ReportArgs {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.report_retention_days * 24 * 3600)
+    }
+}
+
 pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
     let signals = Signals::install()?;
-    let api_key = args.keys.required_keys("the orchestrator")?.remove(0);
+    let tenants = args.keys.tenants("the orchestrator")?;
     let location = args.http.store.location(REPORTS_FILE)?;
     let store = open_report_store(&location, args.http.store.policy()).await?;
+    adopt_unowned_reports(&store, &tenants).await?;
     let listener = bind(args.addr, "orchestrator", args.http.limits.limits()).await?;
     println!("orchestrator  {}", url_of(&listener)?);
-    let config = DispatchConfig::new(args.gateway_url, api_key.expose());
+    let config = DispatchConfig {
+        retention: args.reports.retention(),
+        ..DispatchConfig::new(args.gateway_url)
+    };
     let served = store.clone();
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
-        orchestrator::run(config, served, listener, shutdown)
+        orchestrator::run(config, tenants, served, listener, shutdown)
     })
     .await?;
     store.close().await;
+    Ok(())
+}
+
+/// Gives the reports of earlier releases (all asked for under the first key)
+/// to that key's tenant.
+pub async fn adopt_unowned_reports(store: &ReportStore, tenants: &Tenants) -> Result<()> {
+    let Some(first) = tenants.first_owner() else {
+        return Ok(());
+    };
+    let adopted = store
+        .adopt_unowned(first)
+        .await
+        .context("cannot give earlier reports to the first key's tenant")?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            "reports of earlier releases given to the first key's tenant"
+        );
+    }
     Ok(())
 }
 
@@ -317,8 +357,8 @@ pub struct WorkerTuning {
     /// Finished jobs are deleted after this many hours.
     #[arg(long, env = "PROJECTOR_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     retention_hours: u64,
-    /// How long a cached portfolio stays fresh, in seconds (at most a year).
-    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    /// How long a cached portfolio stays fresh, in seconds (at most a year; 0 fetches every time).
+    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     cache_ttl_seconds: u64,
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
 use crate::listen::LimitArgs;
-use crate::roles::{DatasvcAccessArgs, KeysArgs, WorkerTuning};
+use crate::roles::{DatasvcAccessArgs, KeysArgs, ReportArgs, WorkerTuning};
 use crate::signals::Signals;
 use crate::stores::{StoreArgs, create_dir};
 
@@ -44,6 +44,8 @@ pub struct UpArgs {
     tuning: WorkerTuning,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    reports: ReportArgs,
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
@@ -92,6 +94,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         tenant_secret,
         cache_ttl: args.tuning.cache_ttl(),
         limits: args.limits.limits(),
+        report_retention: args.reports.retention(),
     })
     .await?;
     println!(

@@ -171,6 +171,7 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
     let orchestrator = cluster.orchestrator_url();
     let created: Value = client()
         .post(format!("{orchestrator}/reports"))
+        .header("x-api-key", OTHER_KEY)
         .json(&json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "aggressive"}))
         .send()
         .await
@@ -181,14 +182,7 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
     let id = created["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + WAIT;
     loop {
-        let report: Value = client()
-            .get(format!("{orchestrator}/reports/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = get_as(&format!("{orchestrator}/reports/{id}"), OTHER_KEY).await;
         if report["status"] == "completed" {
             assert!(report["result"]["projection_value"].as_f64().unwrap() > 0.0);
             break;

@@ -294,7 +294,7 @@ fn options_out_of_range_are_refused_at_start_naming_the_option() {
     let data_dir = scratch_dir();
     for (option, value) in [
         ("--cache-ttl-seconds", "10000000000000000"),
-        ("--cache-ttl-seconds", "0"),
+        ("--cache-ttl-seconds", "31536001"),
         ("--steal-after-ms", "99999999999999"),
         ("--header-timeout-seconds", "0"),
     ] {
@@ -305,4 +305,54 @@ fn options_out_of_range_are_refused_at_start_naming_the_option() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(option), "{option} {value}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_orchestrator_answers_tenants_only_and_each_sees_its_own_reports() {
+    let data_dir = scratch_dir();
+    let cluster = up(data_dir.path(), &[]);
+    let orchestrator = cluster.url("orchestrator");
+    let body = serde_json::json!({"customer_id": "C-000042", "time_horizon_years": 50, "risk_profile": "balanced", "paths": 200000});
+    let anonymous = client()
+        .post(format!("{orchestrator}/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let listing = client()
+        .get(format!("{orchestrator}/reports"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), 401);
+
+    let small = serde_json::json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "balanced", "paths": 500});
+    let created: Value = client()
+        .post(format!("{orchestrator}/reports"))
+        .header("x-api-key", support::OTHER_KEY)
+        .json(&small)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let listed = format!("{orchestrator}/reports");
+    let of_other = support::get_as(&listed, support::OTHER_KEY).await;
+    assert_eq!(of_other["reports"].as_array().unwrap().len(), 1);
+    let of_key = support::get_as(&listed, KEY).await;
+    assert_eq!(
+        of_key["reports"],
+        serde_json::json!([]),
+        "another tenant's reports are not listed"
+    );
+    let foreign = client()
+        .get(format!("{orchestrator}/reports/{id}"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
 }

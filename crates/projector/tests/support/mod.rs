@@ -237,8 +237,13 @@ pub async fn status(gateway: &str, job_id: &str) -> Value {
 
 /// The job's status as the tenant of `api_key` sees it.
 pub async fn status_as(gateway: &str, api_key: &str, job_id: &str) -> Value {
+    get_as(&format!("{gateway}/job_status/{job_id}"), api_key).await
+}
+
+/// `GET url` as the tenant of `api_key`, read as JSON.
+pub async fn get_as(url: &str, api_key: &str) -> Value {
     client()
-        .get(format!("{gateway}/job_status/{job_id}"))
+        .get(url)
         .header("x-api-key", api_key)
         .send()
         .await
