@@ -2,6 +2,7 @@
 //! waiting for them) and answers their status from the job store. Compatible with
 //! the original Ray Serve gateway's clients.
 
+mod rate;
 mod status;
 mod submit;
 
@@ -12,18 +13,33 @@ use api::server::{HttpListener, Shutdown};
 use axum::Router;
 use axum::routing::{get, post};
 use jobstore::JobStore;
+use rate::SubmissionLimiter;
 
 /// Attempts a job gets before it fails for good.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+pub use rate::SubmissionRate;
+
 pub struct Gateway<S> {
     store: Arc<S>,
     tenants: Tenants,
+    submissions: Option<SubmissionLimiter>,
 }
 
 impl<S: JobStore> Gateway<S> {
+    /// A gateway that takes submissions as fast as they come.
     pub fn new(store: Arc<S>, tenants: Tenants) -> Self {
-        Gateway { store, tenants }
+        Gateway {
+            store,
+            tenants,
+            submissions: None,
+        }
+    }
+
+    /// Limits each API key to `rate` submissions (429 with `Retry-After` beyond).
+    pub fn with_submission_rate(mut self, rate: SubmissionRate) -> Self {
+        self.submissions = Some(SubmissionLimiter::new(rate));
+        self
     }
 
     /// Moves the jobs that earlier releases recorded under a key's plain hash

@@ -42,6 +42,9 @@ async fn submit<S: JobStore>(
     bytes: &[u8],
 ) -> Result<Response, Problem> {
     let owner = gateway.tenants.authenticate(headers)?;
+    if let Some(limiter) = &gateway.submissions {
+        limiter.admit(&owner)?;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());

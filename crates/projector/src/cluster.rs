@@ -11,6 +11,7 @@ use api::{Secret, Tenants};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
 use datasvc::DataStore;
+use gateway::SubmissionRate;
 use jobstore::{AnyJobStore, JobStore};
 use orchestrator::{DispatchConfig, ReportStore};
 use tokio::task::JoinSet;
@@ -54,6 +55,8 @@ pub struct ClusterConfig {
     pub limits: Limits,
     /// Finished reports are deleted this long after they ended.
     pub report_retention: Duration,
+    /// How fast each tenant may submit; no limit when absent.
+    pub submission_rate: Option<SubmissionRate>,
 }
 
 /// A running cluster; [`Cluster::stop`] shuts it down in order.
@@ -108,7 +111,12 @@ impl Cluster {
         let listener = bind(config.gateway_addr, "gateway", config.limits).await?;
         let gateway_url = url_of(&listener)?;
         let tenants = Tenants::new(config.tenant_secret.clone(), &config.api_keys);
-        let gateway = open_gateway(Arc::new(jobs.clone()), tenants.clone()).await?;
+        let gateway = open_gateway(
+            Arc::new(jobs.clone()),
+            tenants.clone(),
+            config.submission_rate,
+        )
+        .await?;
         http.spawn(gateway.run(listener, shutdown.clone()));
 
         let listener = bind(config.orchestrator_addr, "orchestrator", config.limits).await?;

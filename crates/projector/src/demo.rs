@@ -40,6 +40,7 @@ pub async fn demo() -> Result<()> {
         cache_ttl: Duration::from_secs(3600),
         limits: api::server::Limits::default(),
         report_retention: orchestrator::DEFAULT_RETENTION,
+        submission_rate: None,
     })
     .await?;
     println!(

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use api::{Secret, Tenants};
 use clap::Args;
 use database::{Location, Pool, SchemaPolicy};
 use datasvc::{Access, DataStore};
-use gateway::Gateway;
+use gateway::{Gateway, SubmissionRate};
 use jobstore::JobStore;
 use orchestrator::{DispatchConfig, ReportStore};
 use worker::{ClientConfig, DataClient, Node, WorkerConfig};
@@ -102,6 +103,8 @@ pub struct GatewayArgs {
     #[command(flatten)]
     keys: KeysArgs,
     #[command(flatten)]
+    submissions: SubmissionArgs,
+    #[command(flatten)]
     http: HttpArgs,
 }
 
@@ -111,7 +114,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let location = args.http.store.location(JOBS_FILE)?;
     let store = open_job_store(&location, args.http.store.policy(), GATEWAY_CONNECTIONS).await?;
     let listener = bind(args.addr, "gateway", args.http.limits.limits()).await?;
-    let role = open_gateway(Arc::new(store.clone()), tenants).await?;
+    let role = open_gateway(Arc::new(store.clone()), tenants, args.submissions.rate()).await?;
     println!("gateway       {}", url_of(&listener)?);
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
         role.run(listener, shutdown)
@@ -173,10 +176,37 @@ impl DatasvcAccessArgs {
     }
 }
 
+/// How fast each tenant may submit, for `gateway` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct SubmissionArgs {
+    /// Submissions a second each API key may make (0: no limit); beyond, 429 with Retry-After.
+    #[arg(long, env = "PROJECTOR_SUBMISSIONS_PER_SECOND", default_value_t = 200)]
+    submissions_per_second: u32,
+    /// Submissions an API key may make at once after a quiet spell.
+    #[arg(long, env = "PROJECTOR_SUBMISSION_BURST", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    submission_burst: u32,
+}
+
+impl SubmissionArgs {
+    pub fn rate(&self) -> Option<SubmissionRate> {
+        Some(SubmissionRate {
+            per_second: NonZeroU32::new(self.submissions_per_second)?,
+            burst: NonZeroU32::new(self.submission_burst)?,
+        })
+    }
+}
+
 /// The gateway over `store`, once the jobs that earlier releases recorded
 /// under plain key hashes are its tenants' again.
-pub async fn open_gateway<S: JobStore>(store: Arc<S>, tenants: Tenants) -> Result<Gateway<S>> {
-    let gateway = Gateway::new(store, tenants);
+pub async fn open_gateway<S: JobStore>(
+    store: Arc<S>,
+    tenants: Tenants,
+    rate: Option<SubmissionRate>,
+) -> Result<Gateway<S>> {
+    let mut gateway = Gateway::new(store, tenants);
+    if let Some(rate) = rate {
+        gateway = gateway.with_submission_rate(rate);
+    }
     let moved = gateway
         .adopt_legacy_owners()
         .await

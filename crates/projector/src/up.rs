@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
 use crate::listen::LimitArgs;
-use crate::roles::{DatasvcAccessArgs, KeysArgs, ReportArgs, WorkerTuning};
+use crate::roles::{DatasvcAccessArgs, KeysArgs, ReportArgs, SubmissionArgs, WorkerTuning};
 use crate::signals::Signals;
 use crate::stores::{StoreArgs, create_dir};
 
@@ -46,6 +46,8 @@ pub struct UpArgs {
     limits: LimitArgs,
     #[command(flatten)]
     reports: ReportArgs,
+    #[command(flatten)]
+    submissions: SubmissionArgs,
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
@@ -95,6 +97,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         cache_ttl: args.tuning.cache_ttl(),
         limits: args.limits.limits(),
         report_retention: args.reports.retention(),
+        submission_rate: args.submissions.rate(),
     })
     .await?;
     println!(

@@ -356,3 +356,35 @@ async fn the_orchestrator_answers_tenants_only_and_each_sees_its_own_reports() {
         .unwrap();
     assert_eq!(foreign.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_over_its_submission_rate_gets_429_while_others_are_served() {
+    let data_dir = scratch_dir();
+    let cluster = up(
+        data_dir.path(),
+        &["--submissions-per-second", "1", "--submission-burst", "3"],
+    );
+    let gateway = cluster.url("gateway");
+    for index in 0..3 {
+        let accepted = submit(&gateway, &job_body(&format!("burst-{index}"), "C-000001")).await;
+        assert_eq!(accepted.status(), 202);
+    }
+    let limited = submit(&gateway, &job_body("burst-3", "C-000001")).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let problem: Value = limited.json().await.unwrap();
+    assert_eq!(problem["status"], 429);
+    let other = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", support::OTHER_KEY)
+        .json(&job_body("other-tenant", "C-000002"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 202, "another tenant's bucket is its own");
+}

@@ -138,6 +138,7 @@ impl Cluster {
             ])
             .args(extra)
             .env("PROJECTOR_API_KEY", KEY)
+            .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

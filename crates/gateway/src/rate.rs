@@ -1,0 +1,74 @@
+//! Submissions per API key: a token bucket per tenant (GCRA), so that one
+//! tenant's burst cannot take every other tenant's share of the intake. The
+//! bucket is this gateway's: with several gateways, each allows the rate.
+
+use std::num::NonZeroU32;
+
+use api::Problem;
+use axum::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// How fast one tenant may submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmissionRate {
+    pub per_second: NonZeroU32,
+    /// Submissions accepted at once after a quiet spell.
+    pub burst: NonZeroU32,
+}
+
+pub(crate) struct SubmissionLimiter {
+    rate: SubmissionRate,
+    buckets: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl SubmissionLimiter {
+    pub(crate) fn new(rate: SubmissionRate) -> Self {
+        let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
+        SubmissionLimiter {
+            rate,
+            buckets: RateLimiter::keyed(quota),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one submission from `owner`'s bucket, or answers 429 with how long to wait.
+    pub(crate) fn admit(&self, owner: &str) -> Result<(), Problem> {
+        let Err(not_until) = self.buckets.check_key(&owner.to_string()) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(self.clock.now());
+        // Whole seconds, rounded up: retrying at the time given succeeds.
+        let retry_after = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX - 1) + 1;
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this API key submits faster than {} jobs a second (bursts of {}); retry after {retry_after} s",
+                self.rate.per_second, self.rate.burst
+            ),
+        );
+        problem.retry_after = Some(retry_after);
+        Err(problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tenant_has_its_own_bucket_and_is_told_when_to_retry() {
+        let limiter = SubmissionLimiter::new(SubmissionRate {
+            per_second: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(3).unwrap(),
+        });
+        for _ in 0..3 {
+            limiter.admit("tenant-a").unwrap();
+        }
+        let refused = limiter.admit("tenant-a").unwrap_err();
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.retry_after, Some(1));
+        limiter.admit("tenant-b").unwrap();
+    }
+}
