@@ -35,3 +35,27 @@ impl Entry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// A damaged cache file hands back any bytes: read or refused, never a panic.
+        #[test]
+        fn damaged_entries_are_refused_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Entry::decode(&bytes);
+        }
+
+        #[test]
+        fn an_entry_reads_back_as_written(expires_at in any::<i64>(), customer_id in "[A-Z0-9-]{0,12}") {
+            let portfolio = Portfolio { customer_id, ..Default::default() };
+            let decoded = Entry::decode(&Entry::new(expires_at, &portfolio).encode()).unwrap();
+            prop_assert_eq!(decoded.expires_at, expires_at);
+            prop_assert_eq!(decoded.portfolio, portfolio);
+        }
+    }
+}

@@ -105,6 +105,14 @@ pub fn initial_values_by_class<'a>(
             ));
         }
         values[class.index()] += market_value;
+        if !values[class.index()].is_finite() {
+            return Err(Error::invalid(
+                format!("assets[{position}].market_value"),
+                format!(
+                    "the holdings of class {class_key:?} add up to more than the largest representable amount"
+                ),
+            ));
+        }
     }
     Ok(values)
 }

@@ -101,3 +101,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Scenario files come from outside: any bytes and any declared shape are
+    /// read or refused, never a panic.
+    #[test]
+    fn no_scenario_file_makes_the_reader_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..1024),
+        months in prop_oneof![0usize..16, Just(usize::MAX)],
+        paths in prop_oneof![0usize..16, Just(usize::MAX / 2)],
+    ) {
+        if let Ok(scenario) = engine::Scenario::from_le_bytes(&bytes, months, paths) {
+            prop_assert_eq!(scenario.months() * scenario.paths() * engine::K * 8, bytes.len());
+        }
+    }
+}
