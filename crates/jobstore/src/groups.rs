@@ -117,20 +117,38 @@ impl Batch for Submissions {
         fixed_now: Option<i64>,
         jobs: &[&NewJob],
     ) -> sqlx::Result<Vec<Result<Submitted>>> {
+        // Each owner's virtual clock moves by the group's cost in one upsert
+        // (in owner order, so that groups lock tenants in the same order), and
+        // its jobs take consecutive slots of that span, in submission order.
         let inserted: Vec<JobRow> = sqlx::query_as(
             "WITH submitted AS (
-             INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id,
-                               status, max_attempts, created_at, available_at)
-             SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
-                    max_attempts, clock_ms($8), clock_ms($8)
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                         $7::bigint[])
-                  AS submitted (id, owner, idempotency_key, request, customer_id, partition_id,
-                                max_attempts)
-             ON CONFLICT DO NOTHING
-             RETURNING *)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                      $6::bigint[], $7::bigint[], $10::bigint[])
+                      WITH ORDINALITY AS submitted (id, owner, idempotency_key, request, customer_id,
+                                                    partition_id, max_attempts, cost, position)),
+             demand AS (SELECT owner, sum(cost)::bigint AS total FROM submitted GROUP BY owner),
+             reserved AS (
+                 INSERT INTO tenants AS tenant (owner, virtual_ms)
+                 SELECT owner, clock_ms($8) + total FROM demand ORDER BY owner
+                 ON CONFLICT (owner) DO UPDATE
+                     SET virtual_ms = GREATEST(tenant.virtual_ms, clock_ms($8))
+                                      + (EXCLUDED.virtual_ms - clock_ms($8))
+                 RETURNING owner, virtual_ms),
+             slotted AS (
+                 SELECT submitted.*, reserved.virtual_ms - demand.total - submitted.cost
+                        + (sum(submitted.cost) OVER (PARTITION BY submitted.owner
+                                                     ORDER BY submitted.position))::bigint AS fair_at
+                 FROM submitted JOIN demand USING (owner) JOIN reserved USING (owner)),
+             inserted AS (
+                 INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id,
+                                   status, max_attempts, created_at, available_at, fair_at)
+                 SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
+                        max_attempts, clock_ms($8), clock_ms($8), fair_at
+                 FROM slotted ORDER BY position
+                 ON CONFLICT DO NOTHING
+                 RETURNING *)
          -- The uncorrelated subquery runs once, and only if a row was inserted.
-         SELECT submitted.*, (SELECT 1 FROM pg_notify($9, '')) AS woken FROM submitted",
+         SELECT inserted.*, (SELECT 1 FROM pg_notify($9, '')) AS woken FROM inserted",
         )
         .bind(column(jobs, |job| job.id.clone()))
         .bind(column(jobs, |job| job.owner.clone()))
@@ -143,6 +161,7 @@ impl Batch for Submissions {
         .bind(column(jobs, |job| i64::from(job.max_attempts)))
         .bind(fixed_now)
         .bind(JOBS_CHANNEL)
+        .bind(column(jobs, |job| i64::from(job.cost_ms)))
         .fetch_all(pool)
         .await?;
         let outcomes = inserted_outcomes(jobs, inserted.into_iter().map(Job::from).collect());

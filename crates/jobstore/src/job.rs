@@ -58,6 +58,9 @@ pub struct NewJob {
     pub request: String,
     pub customer_id: String,
     pub max_attempts: u32,
+    /// Estimated run time in milliseconds: how far the job moves its tenant's
+    /// virtual clock, so that tenants share the workers by work, not by count.
+    pub cost_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

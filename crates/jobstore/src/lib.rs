@@ -135,6 +135,9 @@ pub struct ClaimRequest<'a> {
     /// Jobs of other partitions that have waited this long may be taken too, so
     /// that no job waits on a busy or dead owner.
     pub steal_after: Duration,
+    /// Jobs one tenant may have running across the cluster; no limit when
+    /// absent. Two nodes claiming at the same instant may each take one more.
+    pub max_running_per_owner: Option<u32>,
 }
 
 /// The job store's contract, kept by every backend.

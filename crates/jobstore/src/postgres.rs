@@ -13,7 +13,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::clock::{Clock, millis};
-use crate::cursor::ClaimCursors;
+use crate::cursor::{ClaimCursors, HEAD, Position};
 use crate::groups::{Completion, Completions, Group, Submissions};
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
 use crate::rows::{JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live};
@@ -81,7 +81,8 @@ impl PostgresJobStore {
         Ok(updated.rows_affected() == 1)
     }
 
-    /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit, then its filter).
+    /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit,
+    /// `$5` running jobs per owner at most, then its filter).
     async fn claim_rows<B>(
         &self,
         sql: &'static str,
@@ -96,7 +97,8 @@ impl PostgresJobStore {
             .bind(request.worker.to_string())
             .bind(millis(request.lease))
             .bind(self.fixed_now())
-            .bind(wanted);
+            .bind(wanted)
+            .bind(request.max_running_per_owner.map(i64::from));
         Ok(bind_filter(query).fetch_all(&self.pool).await?)
     }
 }
@@ -132,15 +134,30 @@ async fn listen(pool: PgPool, signal: Arc<Notify>, listening: oneshot::Sender<()
     }
 }
 
-/// One claim statement: pick with `FOR UPDATE SKIP LOCKED`, lease what was picked.
-/// `$1` worker, `$2` lease, `$3` time, `$4` limit, `$5` the filter's value.
+/// One claim statement: candidates in fair order with `FOR UPDATE SKIP LOCKED`
+/// (skipping owners already at their running limit), then as many of each
+/// owner's as its limit leaves room for, leased. `$1` worker, `$2` lease, `$3`
+/// time, `$4` limit, `$5` running jobs per owner at most (NULL: no limit),
+/// `$6` on the filter's values. Candidates not picked are unlocked when the
+/// statement ends.
 macro_rules! claim_statement {
     ($filter:literal) => {
         concat!(
-            "WITH picked AS MATERIALIZED (
-                SELECT seq FROM jobs WHERE status = 'queued' AND ",
+            "WITH running AS MATERIALIZED (
+                SELECT owner, count(*) AS running FROM jobs
+                WHERE status = 'processing' AND $5::bigint IS NOT NULL GROUP BY owner),
+            candidates AS MATERIALIZED (
+                SELECT seq, owner, fair_at FROM jobs WHERE status = 'queued' AND ",
             $filter,
-            " ORDER BY available_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
+            " AND owner NOT IN (SELECT owner FROM running WHERE running >= $5)
+                ORDER BY fair_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
+            picked AS MATERIALIZED (
+                SELECT seq FROM (
+                    SELECT candidates.seq, COALESCE(running.running, 0)
+                        + row_number() OVER (PARTITION BY candidates.owner
+                                             ORDER BY candidates.fair_at, candidates.seq) AS would_run
+                    FROM candidates LEFT JOIN running ON running.owner = candidates.owner) ranked
+                WHERE $5::bigint IS NULL OR would_run <= $5)
             UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
                 lease_owner = $1, lease_expires_at = clock_ms($3) + $2,
                 started_at = COALESCE(started_at, clock_ms($3)), progress = 0
@@ -150,12 +167,12 @@ macro_rules! claim_statement {
     };
 }
 
-/// Jobs of the node's own partitions, from the worker's cursor (`$6`, `$7`) on.
+/// Jobs of the node's own partitions (`$6`), from the worker's cursor (`$7`, `$8`) on.
 const CLAIM_OWNED: &str = claim_statement!(
-    "available_at <= clock_ms($3) AND partition_id = ANY($5) AND (available_at, seq) > ($6, $7)"
+    "available_at <= clock_ms($3) AND partition_id = ANY($6) AND (fair_at, seq) > ($7, $8)"
 );
-/// Any job that has waited `$5` milliseconds.
-const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $5");
+/// Any job that has waited `$6` milliseconds.
+const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $6");
 
 impl JobStore for PostgresJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
@@ -173,13 +190,22 @@ impl JobStore for PostgresJobStore {
 
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let owned: Vec<i64> = request.partitions.iter().map(|&p| i64::from(p)).collect();
-        let (after_available, after_seq) = self.cursors.start(request.worker);
-        let rows = self
-            .claim_rows(CLAIM_OWNED, &request, i64::from(request.limit), |query| {
-                query.bind(owned).bind(after_available).bind(after_seq)
+        let start = self.cursors.start(request.worker);
+        let claim_owned = |from: Position, wanted: i64| {
+            let owned = owned.clone();
+            self.claim_rows(CLAIM_OWNED, &request, wanted, move |query| {
+                query.bind(owned).bind(from.0).bind(from.1)
             })
-            .await?;
-        let last = rows.iter().map(JobRow::queue_position).max();
+        };
+        let mut rows = claim_owned(start, i64::from(request.limit)).await?;
+        let mut last = rows.iter().map(JobRow::queue_position).max();
+        // Short from the cursor: a job given back or placed fairly ahead of it
+        // may wait behind; look again from the head at once.
+        if rows.len() < request.limit as usize && start != HEAD {
+            let wanted = i64::from(request.limit) - rows.len() as i64;
+            rows.extend(claim_owned(HEAD, wanted).await?);
+            last = None;
+        }
         let got_all = rows.len() == request.limit as usize;
         self.cursors.record(request.worker, last, got_all);
         let mut claimed: Vec<Claimed> = rows.into_iter().map(JobRow::into_claimed).collect();

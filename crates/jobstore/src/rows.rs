@@ -28,7 +28,7 @@ pub struct JobRow {
     result: Option<String>,
     error: Option<String>,
     created_at: i64,
-    available_at: i64,
+    fair_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
 }
@@ -58,7 +58,7 @@ impl From<JobRow> for Job {
 impl JobRow {
     /// The row's place in the queue's order.
     pub fn queue_position(&self) -> (i64, i64) {
-        (self.available_at, self.seq)
+        (self.fair_at, self.seq)
     }
 
     pub fn into_claimed(self) -> Claimed {

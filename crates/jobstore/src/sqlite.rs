@@ -3,6 +3,7 @@
 //! commits them in groups: writers never wait on each other's locks, and many
 //! concurrent writes share one `fsync`. Reads use a pool of their own.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,7 @@ struct Row<'a> {
     customer: &'a str,
     partition: u32,
     max_attempts: u32,
+    fair_at: i64,
 }
 
 /// A group's submissions: one multi-row insert, one lookup of the rows it
@@ -110,6 +112,7 @@ pub(crate) async fn insert_group(
     jobs: &[&NewJob],
     now: i64,
 ) -> sqlx::Result<Vec<Result<Submitted>>> {
+    let mut slots = reserve_slots(connection, jobs, now).await?;
     let rows: Vec<Row> = jobs
         .iter()
         .map(|job| Row {
@@ -120,15 +123,17 @@ pub(crate) async fn insert_group(
             customer: &job.customer_id,
             partition: partition_of(&job.customer_id),
             max_attempts: job.max_attempts,
+            fair_at: slots.next_for(job),
         })
         .collect();
     let rows = json(&rows)?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
     let inserted: Vec<JobRow> = sqlx::query_as(
         "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
-                           max_attempts, created_at, available_at)
+                           max_attempts, created_at, available_at, fair_at)
          SELECT value ->> 'id', value ->> 'owner', value ->> 'key', value ->> 'request',
-                value ->> 'customer', value ->> 'partition', 'queued', value ->> 'max_attempts', $2, $2
+                value ->> 'customer', value ->> 'partition', 'queued', value ->> 'max_attempts', $2, $2,
+                value ->> 'fair_at'
          FROM json_each($1) WHERE true
          ON CONFLICT DO NOTHING RETURNING *",
     )
@@ -177,6 +182,47 @@ pub(crate) async fn insert_group(
     Ok(outcomes)
 }
 
+/// Where each owner's next job starts in virtual time.
+struct Slots(HashMap<String, i64>);
+
+impl Slots {
+    /// The job's slot: its owner's next start, which moves on by the job's cost.
+    fn next_for(&mut self, job: &NewJob) -> i64 {
+        let next = self.0.entry(job.owner.clone()).or_default();
+        let start = *next;
+        *next += i64::from(job.cost_ms);
+        start
+    }
+}
+
+/// Moves each owner's virtual clock by the group's cost (from the later of
+/// now and the end of its last slot) and returns where its first job starts.
+async fn reserve_slots(
+    connection: &mut SqliteConnection,
+    jobs: &[&NewJob],
+    now: i64,
+) -> sqlx::Result<Slots> {
+    let mut demand: BTreeMap<&str, i64> = BTreeMap::new();
+    for job in jobs {
+        *demand.entry(job.owner.as_str()).or_default() += i64::from(job.cost_ms);
+    }
+    let mut starts = HashMap::with_capacity(demand.len());
+    for (owner, total) in demand {
+        let (end,): (i64,) = sqlx::query_as(
+            "INSERT INTO tenants (owner, virtual_ms) VALUES ($1, $2 + $3)
+             ON CONFLICT (owner) DO UPDATE SET virtual_ms = MAX(virtual_ms, $2) + $3
+             RETURNING virtual_ms",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(total)
+        .fetch_one(&mut *connection)
+        .await?;
+        starts.insert(owner.to_string(), end - total);
+    }
+    Ok(Slots(starts))
+}
+
 fn json<T: Serialize>(value: &T) -> sqlx::Result<String> {
     serde_json::to_string(value).map_err(|error| sqlx::Error::Encode(error.into()))
 }
@@ -193,11 +239,27 @@ const REAP: &str = "UPDATE jobs SET
     lease_expires_at = NULL
     WHERE status = 'processing' AND lease_expires_at < $2";
 
-const CLAIM: &str = "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+/// Claims in fair order, skipping owners at their running limit (`$8`, NULL
+/// for none) and taking no more of an owner's jobs than the limit leaves room for.
+const CLAIM: &str = "WITH running AS (
+         SELECT owner, count(*) AS running FROM jobs
+         WHERE status = 'processing' AND $8 IS NOT NULL GROUP BY owner),
+     candidates AS (
+         SELECT seq, owner, fair_at FROM jobs
+         WHERE status = 'queued' AND available_at <= $4
+           AND ($5 OR partition_id IN (SELECT value FROM json_each($6)))
+           AND owner NOT IN (SELECT owner FROM running WHERE running >= $8)
+         ORDER BY fair_at, seq LIMIT $7),
+     picked AS (
+         SELECT seq FROM (
+             SELECT candidates.seq, COALESCE(running.running, 0)
+                 + row_number() OVER (PARTITION BY candidates.owner
+                                      ORDER BY candidates.fair_at, candidates.seq) AS would_run
+             FROM candidates LEFT JOIN running ON running.owner = candidates.owner)
+         WHERE $8 IS NULL OR would_run <= $8)
+     UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
          lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), progress = 0
-     WHERE seq IN (SELECT seq FROM jobs WHERE status = 'queued' AND available_at <= $4
-                    AND ($5 OR partition_id IN (SELECT value FROM json_each($6)))
-                  ORDER BY available_at, seq LIMIT $7)
+     WHERE seq IN (SELECT seq FROM picked)
      RETURNING *";
 
 impl JobStore for SqliteJobStore {
@@ -227,6 +289,7 @@ impl JobStore for SqliteJobStore {
         let worker = request.worker.to_string();
         let owned = format!("{:?}", request.partitions);
         let (limit, lease, steal_after) = (request.limit, request.lease, request.steal_after);
+        let max_running = request.max_running_per_owner.map(i64::from);
         self.write(move |connection, now| {
             Box::pin(async move {
                 let mut claimed = Vec::new();
@@ -244,6 +307,7 @@ impl JobStore for SqliteJobStore {
                         .bind(any_partition)
                         .bind(&owned)
                         .bind(wanted)
+                        .bind(max_running)
                         .fetch_all(&mut *connection)
                         .await?;
                     claimed.extend(rows.into_iter().map(JobRow::into_claimed));

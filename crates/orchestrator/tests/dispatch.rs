@@ -68,6 +68,7 @@ async fn claim_one(jobs: &AnyJobStore) -> jobstore::Claimed {
         lease: Duration::from_secs(30),
         partitions: &[],
         steal_after: Duration::ZERO,
+        max_running_per_owner: None,
     })
     .await
     .unwrap()

@@ -384,6 +384,10 @@ pub struct WorkerTuning {
     /// stopped and given back to the queue, in seconds.
     #[arg(long, env = "PROJECTOR_SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_grace_seconds: u64,
+    /// Jobs one tenant may have running across the cluster (0: no limit); every
+    /// tenant shares the workers fairly by the work it asked for either way.
+    #[arg(long, env = "PROJECTOR_MAX_RUNNING_PER_TENANT", default_value_t = 0)]
+    max_running_per_tenant: u32,
     /// Finished jobs are deleted after this many hours.
     #[arg(long, env = "PROJECTOR_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     retention_hours: u64,
@@ -404,6 +408,7 @@ impl WorkerTuning {
             steal_after: Duration::from_millis(self.steal_after_ms),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             retention: Duration::from_secs(self.retention_hours * 3600),
+            max_running_per_tenant: Some(self.max_running_per_tenant).filter(|&limit| limit > 0),
             ..defaults
         }
     }

@@ -388,3 +388,47 @@ async fn a_tenant_over_its_submission_rate_gets_429_while_others_are_served() {
         .unwrap();
     assert_eq!(other.status(), 202, "another tenant's bucket is its own");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenants_backlog_of_huge_jobs_does_not_starve_another_tenant() {
+    let data_dir = scratch_dir();
+    let cluster = up(data_dir.path(), &["--workers", "2"]);
+    let gateway = cluster.url("gateway");
+    for index in 0..40 {
+        let huge = serde_json::json!({"job_id": format!("huge-{index}"), "parameters": {"customer_id": "C-000001", "time_horizon_years": 50, "risk_profile": "aggressive", "paths": 200000}});
+        assert_eq!(submit(&gateway, &huge).await.status(), 202);
+    }
+    let started = std::time::Instant::now();
+    let small = serde_json::json!({"job_id": "small", "parameters": {"customer_id": "C-000002", "time_horizon_years": 5, "risk_profile": "balanced", "paths": 10}});
+    let accepted = client()
+        .post(format!("{gateway}/generate_projection"))
+        .header("x-api-key", support::OTHER_KEY)
+        .json(&small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let deadline = started + Duration::from_secs(20);
+    let job = loop {
+        let job = support::status_as(&gateway, support::OTHER_KEY, "small").await;
+        if job["status"] == "completed" {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other tenant's job is still {} after 20 s",
+            job["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["status"], "completed");
+    let last_huge = support::status(&gateway, "huge-39").await;
+    assert_eq!(
+        last_huge["status"], "queued",
+        "the small job overtook the backlog"
+    );
+    println!(
+        "the small job completed {:.1} s after it was submitted",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -37,6 +37,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Finished jobs are deleted after this age.
     pub retention: Duration,
+    /// Jobs one tenant may have running across the cluster; no limit when absent.
+    pub max_running_per_tenant: Option<u32>,
     /// Take the node id even if its registration still looks live: for a
     /// deployment that knows it is the only process with this id (`up`, after a crash).
     pub reclaim_node_id: bool,
@@ -53,6 +55,7 @@ impl Default for WorkerConfig {
             steal_after: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(7 * 24 * 3600),
+            max_running_per_tenant: None,
             reclaim_node_id: false,
         }
     }

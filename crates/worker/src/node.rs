@@ -98,6 +98,7 @@ async fn claim_loop<S: JobStore>(
             lease: config.lease,
             partitions: &owned,
             steal_after: config.steal_after,
+            max_running_per_owner: config.max_running_per_tenant,
         };
         let claimed = match node.store.claim(request).await {
             Ok(claimed) => {

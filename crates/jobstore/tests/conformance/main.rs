@@ -27,6 +27,7 @@ fn new_job(id: &str, request: &str) -> NewJob {
         request: request.to_string(),
         customer_id: "C-000001".into(),
         max_attempts: 3,
+        cost_ms: 10,
     }
 }
 
@@ -43,6 +44,7 @@ async fn claim(store: &AnyJobStore, worker: &str, limit: u32, lease: Duration) -
             lease,
             partitions: &[],
             steal_after: Duration::ZERO,
+            max_running_per_owner: None,
         })
         .await
         .unwrap()
@@ -354,6 +356,7 @@ async fn claims_take_owned_partitions_first_and_steal_only_waiting_jobs<B: Backe
         lease: LEASE,
         partitions: std::slice::from_ref(&mine),
         steal_after: Duration::from_secs(5),
+        max_running_per_owner: None,
     };
     let first = store.claim(request(100)).await.unwrap();
     assert_eq!(
@@ -391,6 +394,7 @@ async fn an_owner_claims_in_queue_order_and_finds_jobs_given_back<B: Backend>() 
         lease: LEASE,
         partitions: std::slice::from_ref(&mine),
         steal_after: Duration::from_secs(3600),
+        max_running_per_owner: None,
     };
     let first = store.claim(one()).await.unwrap().remove(0);
     assert_eq!(first.job.id, "j1");
@@ -405,11 +409,14 @@ async fn an_owner_claims_in_queue_order_and_finds_jobs_given_back<B: Backend>() 
     .flatten()
     .map(|claim| claim.job.id)
     .collect();
-    assert_eq!(
-        order,
-        ["j2", "j3", "j1"],
-        "the job given back comes after those ahead of it"
-    );
+    // A job given back keeps its place in the fair order; a node reading from
+    // its cursor finds it when it looks again from the head, at once when its
+    // claim comes up short.
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["j1", "j2", "j3"], "each job once: {order:?}");
+    let position = |id: &str| order.iter().position(|claimed| claimed == id);
+    assert!(position("j2") < position("j3"), "queue order: {order:?}");
     assert!(store.claim(one()).await.unwrap().is_empty());
     store.close().await;
 }
@@ -607,6 +614,102 @@ async fn a_replay_matched_by_id_records_the_idempotency_key_it_brings<B: Backend
     assert!(store.get(OWNER, "another-id").await.unwrap().is_none());
 }
 
+/// A job of `owner` that costs `cost_ms`.
+fn job_of(owner: &str, id: &str, cost_ms: u32) -> NewJob {
+    NewJob {
+        owner: owner.into(),
+        cost_ms,
+        ..new_job(id, "{}")
+    }
+}
+
+fn any_partition(limit: u32, max_running_per_owner: Option<u32>) -> ClaimRequest<'static> {
+    ClaimRequest {
+        worker: "node-a",
+        limit,
+        lease: LEASE,
+        partitions: &[],
+        steal_after: Duration::ZERO,
+        max_running_per_owner,
+    }
+}
+
+async fn a_tenants_backlog_does_not_hold_up_another_tenants_job<B: Backend>() {
+    let backend = B::create().await;
+    let clock = start_clock();
+    let store = backend.open(&clock).await;
+    for index in 0..40 {
+        store
+            .submit(job_of("heavy", &format!("big-{index}"), 60_000))
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(5));
+    store.submit(job_of("light", "small", 5)).await.unwrap();
+    let first = store.claim(any_partition(1, None)).await.unwrap();
+    let second = store.claim(any_partition(1, None)).await.unwrap();
+    let order: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|claim| claim.job.id.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["big-0", "small"],
+        "the light tenant's job goes before the heavy tenant's backlog"
+    );
+    // Within a tenant, its own jobs keep their order.
+    let third = store.claim(any_partition(1, None)).await.unwrap();
+    assert_eq!(third[0].job.id, "big-1");
+    store.close().await;
+}
+
+async fn no_tenant_runs_more_jobs_than_its_limit<B: Backend>() {
+    let backend = B::create().await;
+    let clock = start_clock();
+    let store = backend.open(&clock).await;
+    for index in 0..5 {
+        store
+            .submit(job_of("owner-a", &format!("a-{index}"), 10))
+            .await
+            .unwrap();
+    }
+    for index in 0..3 {
+        store
+            .submit(job_of("owner-b", &format!("b-{index}"), 10))
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim(any_partition(10, Some(2))).await.unwrap();
+    let per_owner = |claims: &[Claimed], owner: &str| {
+        claims
+            .iter()
+            .filter(|claim| claim.job.owner == owner)
+            .count()
+    };
+    assert_eq!(per_owner(&claimed, "owner-a"), 2, "{claimed:?}");
+    assert_eq!(per_owner(&claimed, "owner-b"), 2, "{claimed:?}");
+    assert!(
+        store
+            .claim(any_partition(10, Some(2)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "both tenants are at their limit"
+    );
+    let done = claimed
+        .iter()
+        .find(|claim| claim.job.owner == "owner-a")
+        .unwrap();
+    assert!(store.complete(done, "{}").await.unwrap());
+    let next = store.claim(any_partition(10, Some(2))).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.owner, "owner-a");
+    let unlimited = store.claim(any_partition(10, None)).await.unwrap();
+    assert_eq!(unlimited.len(), 3, "without a limit the rest is taken");
+    store.close().await;
+}
+
 macro_rules! conformance_suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -646,4 +749,6 @@ conformance_suite!(
     idle_claimers_are_woken_by_submissions,
     ids_and_idempotency_keys_belong_to_their_tenant,
     a_replay_matched_by_id_records_the_idempotency_key_it_brings,
+    a_tenants_backlog_does_not_hold_up_another_tenants_job,
+    no_tenant_runs_more_jobs_than_its_limit,
 );
