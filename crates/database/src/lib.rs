@@ -8,6 +8,7 @@
 //! schema of its own, so that the job store, the report store and the data
 //! service can share one database without their migrations colliding.
 
+mod backoff;
 mod integrity;
 mod schema;
 #[cfg(feature = "testing")]
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+pub use backoff::FailureBackoff;
 pub use integrity::is_damage;
 pub use schema::{SchemaPolicy, Store};
 use schema::{prepare_postgres, prepare_sqlite};

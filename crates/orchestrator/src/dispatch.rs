@@ -129,13 +129,22 @@ impl Dispatcher {
 
     pub async fn run(self, shutdown: CancellationToken) {
         let mut since_prune = PRUNE_EVERY;
+        let mut store_failures = database::FailureBackoff::new(self.config.poll);
         loop {
-            if let Err(error) = self.dispatch_due().await {
-                tracing::error!(%error, "report dispatch round failed");
+            let round = match self.dispatch_due().await {
+                Ok(()) => self.follow_running().await,
+                failed => failed,
+            };
+            if let Err(error) = round {
+                let pause = store_failures.failed();
+                tracing::error!(%error, failures = store_failures.count, pause_ms = pause.as_millis() as u64, "report round failed; pausing");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                continue;
             }
-            if let Err(error) = self.follow_running().await {
-                tracing::error!(%error, "report follow-up round failed");
-            }
+            store_failures.succeeded();
             if since_prune >= PRUNE_EVERY {
                 since_prune = Duration::ZERO;
                 match self

@@ -105,3 +105,40 @@ where
         .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))?;
     runtime.block_on(command(args))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("simulate".to_string()),
+            Just("up".to_string()),
+            Just("gateway".to_string()),
+            Just("worker".to_string()),
+            Just("--paths".to_string()),
+            Just("--horizon".to_string()),
+            Just("--cache-ttl-seconds".to_string()),
+            Just("--max-connections".to_string()),
+            Just("--header-timeout-seconds".to_string()),
+            Just("--workers".to_string()),
+            Just("--database-url".to_string()),
+            Just("--submissions-per-second".to_string()),
+            Just("--".to_string()),
+            "-?-?[a-z-]{0,12}",
+            "[0-9e.+-]{0,24}",
+            ".{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Options are outside input too: any words parse or are refused, never a panic.
+        #[test]
+        fn no_command_line_makes_the_parser_panic(words in proptest::collection::vec(word(), 0..8)) {
+            let _ = Cli::try_parse_from(std::iter::once("projector".to_string()).chain(words));
+        }
+    }
+}

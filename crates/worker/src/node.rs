@@ -71,7 +71,7 @@ async fn claim_loop<S: JobStore>(
     let actors = Arc::new(Semaphore::new(config.actors));
     let abandon = CancellationToken::new();
     let mut running = JoinSet::new();
-    let mut store_failures = StoreBackoff::new(config.idle_poll);
+    let mut store_failures = database::FailureBackoff::new(config.idle_poll);
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -153,35 +153,6 @@ async fn claim_loop<S: JobStore>(
     }
 }
 
-/// How long to wait after consecutive store failures: doubling from the idle
-/// poll up to `MAX_STORE_PAUSE`, so that a store that fails on every call (read
-/// only, damaged, down) is not asked dozens of times a second.
-struct StoreBackoff {
-    first: Duration,
-    count: u32,
-}
-
-const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
-
-impl StoreBackoff {
-    fn new(first: Duration) -> Self {
-        StoreBackoff { first, count: 0 }
-    }
-
-    fn failed(&mut self) -> Duration {
-        let pause = self
-            .first
-            .saturating_mul(1 << self.count.min(16))
-            .min(MAX_STORE_PAUSE);
-        self.count += 1;
-        pause
-    }
-
-    fn succeeded(&mut self) {
-        self.count = 0;
-    }
-}
-
 /// Renews the node's registration and recomputes its partitions; leaves the
 /// registry on shutdown so that the partitions move at once.
 async fn membership_loop<S: JobStore>(
@@ -248,19 +219,5 @@ async fn reaper_loop<S: JobStore>(node: Arc<Node<S>>, shutdown: CancellationToke
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(period) => since_prune += period,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_pauses_double_up_to_a_ceiling_and_reset_on_success() {
-        let mut backoff = StoreBackoff::new(Duration::from_millis(250));
-        let pauses: Vec<u128> = (0..8).map(|_| backoff.failed().as_millis()).collect();
-        assert_eq!(pauses, [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
-        backoff.succeeded();
-        assert_eq!(backoff.failed(), Duration::from_millis(250));
     }
 }
