@@ -134,18 +134,42 @@ async fn listen(pool: PgPool, signal: Arc<Notify>, listening: oneshot::Sender<()
     }
 }
 
-/// One claim statement: candidates in fair order with `FOR UPDATE SKIP LOCKED`
-/// (skipping owners already at their running limit), then as many of each
-/// owner's as its limit leaves room for, leased. `$1` worker, `$2` lease, `$3`
-/// time, `$4` limit, `$5` running jobs per owner at most (NULL: no limit),
-/// `$6` on the filter's values. Candidates not picked are unlocked when the
-/// statement ends.
+/// Leases the rows of `picked`. `$1` worker, `$2` lease, `$3` time.
+macro_rules! lease_picked {
+    () => {
+        "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
+            lease_owner = $1, lease_expires_at = clock_ms($3) + $2,
+            started_at = COALESCE(started_at, clock_ms($3)), progress = 0
+        FROM picked WHERE jobs.seq = picked.seq
+        RETURNING jobs.*"
+    };
+}
+
+/// One claim statement: up to `$4` jobs in fair order with `FOR UPDATE SKIP
+/// LOCKED`, leased. `$5` is the running cap, NULL here (the capped statement
+/// below takes it); `$6` on are the filter's values.
 macro_rules! claim_statement {
-    ($filter:literal) => {
+    ($filter:expr) => {
+        concat!(
+            "WITH picked AS MATERIALIZED (
+                SELECT seq FROM jobs WHERE status = 'queued' AND $5::bigint IS NULL AND ",
+            $filter,
+            " ORDER BY fair_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+            lease_picked!()
+        )
+    };
+}
+
+/// The same under a running cap per owner (`$5`): owners at the cap are
+/// skipped, and of each owner's candidates only as many as the cap leaves room
+/// for are leased; candidates not picked are unlocked when the statement ends.
+/// A separate statement, so that claims without a cap pay nothing for it.
+macro_rules! capped_claim_statement {
+    ($filter:expr) => {
         concat!(
             "WITH running AS MATERIALIZED (
                 SELECT owner, count(*) AS running FROM jobs
-                WHERE status = 'processing' AND $5::bigint IS NOT NULL GROUP BY owner),
+                WHERE status = 'processing' GROUP BY owner),
             candidates AS MATERIALIZED (
                 SELECT seq, owner, fair_at FROM jobs WHERE status = 'queued' AND ",
             $filter,
@@ -157,22 +181,36 @@ macro_rules! claim_statement {
                         + row_number() OVER (PARTITION BY candidates.owner
                                              ORDER BY candidates.fair_at, candidates.seq) AS would_run
                     FROM candidates LEFT JOIN running ON running.owner = candidates.owner) ranked
-                WHERE $5::bigint IS NULL OR would_run <= $5)
-            UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = lease_token + 1,
-                lease_owner = $1, lease_expires_at = clock_ms($3) + $2,
-                started_at = COALESCE(started_at, clock_ms($3)), progress = 0
-            FROM picked WHERE jobs.seq = picked.seq
-            RETURNING jobs.*"
+                WHERE would_run <= $5) ",
+            lease_picked!()
         )
     };
 }
 
-/// Jobs of the node's own partitions (`$6`), from the worker's cursor (`$7`, `$8`) on.
-const CLAIM_OWNED: &str = claim_statement!(
-    "available_at <= clock_ms($3) AND partition_id = ANY($6) AND (fair_at, seq) > ($7, $8)"
-);
+/// The node's own partitions (`$6`), from the worker's cursor (`$7`, `$8`) on.
+macro_rules! owned_filter {
+    () => {
+        "available_at <= clock_ms($3) AND partition_id = ANY($6) AND (fair_at, seq) > ($7, $8)"
+    };
+}
 /// Any job that has waited `$6` milliseconds.
-const CLAIM_WAITING: &str = claim_statement!("available_at <= clock_ms($3) - $6");
+macro_rules! waiting_filter {
+    () => {
+        "available_at <= clock_ms($3) - $6"
+    };
+}
+
+/// The owned and the waiting claim, without and with a running cap.
+const CLAIMS: [(&str, &str); 2] = [
+    (
+        claim_statement!(owned_filter!()),
+        claim_statement!(waiting_filter!()),
+    ),
+    (
+        capped_claim_statement!(owned_filter!()),
+        capped_claim_statement!(waiting_filter!()),
+    ),
+];
 
 impl JobStore for PostgresJobStore {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
@@ -190,10 +228,12 @@ impl JobStore for PostgresJobStore {
 
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let owned: Vec<i64> = request.partitions.iter().map(|&p| i64::from(p)).collect();
+        let (claim_owned_sql, claim_waiting_sql) =
+            CLAIMS[usize::from(request.max_running_per_owner.is_some())];
         let start = self.cursors.start(request.worker);
         let claim_owned = |from: Position, wanted: i64| {
             let owned = owned.clone();
-            self.claim_rows(CLAIM_OWNED, &request, wanted, move |query| {
+            self.claim_rows(claim_owned_sql, &request, wanted, move |query| {
                 query.bind(owned).bind(from.0).bind(from.1)
             })
         };
@@ -213,7 +253,7 @@ impl JobStore for PostgresJobStore {
         if wanted > 0 {
             let steal_after = millis(request.steal_after);
             let stolen = self
-                .claim_rows(CLAIM_WAITING, &request, wanted, |query| {
+                .claim_rows(claim_waiting_sql, &request, wanted, |query| {
                     query.bind(steal_after)
                 })
                 .await?;
