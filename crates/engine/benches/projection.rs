@@ -3,7 +3,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::{
-    Assumptions, BENCHMARK_PORTFOLIO, ProjectionParams, Shocks, model_inputs, project, simulate,
+    Assumptions, BENCHMARK_PORTFOLIO, InstructionSet, ProjectionParams, Shocks,
+    limit_instruction_set, model_inputs, project, simulate,
 };
 use std::hint::black_box;
 
@@ -20,26 +21,43 @@ fn projection(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("projection_n10000_h30");
     group.throughput(Throughput::Elements(PATH_STEPS));
     group.sample_size(30);
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        group.bench_function(format!("{threads}_threads"), |bencher| {
-            bencher.iter(|| {
-                pool.install(|| {
-                    project(
-                        black_box(&BENCHMARK_PORTFOLIO),
-                        &benchmark_params(),
-                        &Assumptions::default(),
-                        &Shocks::Random,
-                        &(),
-                    )
-                    .unwrap()
+    // Every instruction set this CPU runs, widest first; the portable path
+    // (no FMA in hardware) only on one thread, it is there for correctness.
+    let runnable = [
+        InstructionSet::Avx512,
+        InstructionSet::Avx2,
+        InstructionSet::Portable,
+    ]
+    .into_iter()
+    .filter(|isa| *isa <= InstructionSet::detected());
+    for isa in runnable {
+        limit_instruction_set(isa);
+        let thread_counts: &[usize] = match isa {
+            InstructionSet::Portable => &[1],
+            _ => &[1, 2],
+        };
+        for &threads in thread_counts {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            group.bench_function(format!("{}/{threads}_threads", isa.name()), |bencher| {
+                bencher.iter(|| {
+                    pool.install(|| {
+                        project(
+                            black_box(&BENCHMARK_PORTFOLIO),
+                            &benchmark_params(),
+                            &Assumptions::default(),
+                            &Shocks::Random,
+                            &(),
+                        )
+                        .unwrap()
+                    })
                 })
-            })
-        });
+            });
+        }
     }
+    limit_instruction_set(InstructionSet::detected());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

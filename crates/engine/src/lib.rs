@@ -10,6 +10,7 @@
 mod allocation;
 mod assets;
 mod error;
+mod isa;
 mod params;
 mod quantile;
 pub mod rng;
@@ -21,6 +22,7 @@ mod vmath;
 pub use allocation::{GLIDE_STEP, RiskProfile, weights_by_year};
 pub use assets::{AssetClass, Assumptions, BENCHMARK_PORTFOLIO, K, cholesky};
 pub use error::{Error, Result};
+pub use isa::{InstructionSet, instruction_set, limit_instruction_set};
 pub use params::{
     MAX_HORIZON_YEARS, MAX_PATHS, ModelInputs, ProjectionParams, initial_values_by_class,
     model_inputs,

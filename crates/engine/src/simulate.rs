@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assets::K;
 use crate::error::{Error, Result};
+use crate::isa::{InstructionSet, instruction_set};
 use crate::params::ModelInputs;
 use crate::quantile::{REPORTED_PERCENTILES, percentiles};
 use crate::rng::{LANES, LaneRng};
@@ -153,20 +154,15 @@ impl Block {
 
     /// Advances twelve months and writes each path's year-end value.
     fn advance_year(&mut self, plan: &YearPlan, year_end: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (which implies FMA), checked just above.
-                unsafe { self.advance_year_avx512(plan, year_end) };
-                return;
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                unsafe { self.advance_year_avx2(plan, year_end) };
-                return;
-            }
+        match instruction_set() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `instruction_set` never names a set the CPU lacks.
+            InstructionSet::Avx512 => unsafe { self.advance_year_avx512(plan, year_end) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above: the CPU has AVX2 and FMA.
+            InstructionSet::Avx2 => unsafe { self.advance_year_avx2(plan, year_end) },
+            _ => self.advance_year_portable(plan, year_end),
         }
-        self.advance_year_portable(plan, year_end);
     }
 
     // The same code compiled for wider registers. Every operation is IEEE-exact

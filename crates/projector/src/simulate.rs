@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use engine::{
-    Assumptions, BENCHMARK_PORTFOLIO, K, Observer, ProjectionParams, RiskProfile, Scenario, Shocks,
+    Assumptions, BENCHMARK_PORTFOLIO, InstructionSet, K, Observer, ProjectionParams, RiskProfile,
+    Scenario, Shocks,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -60,8 +61,41 @@ pub struct SimulateArgs {
     /// Worker threads; all cores when absent.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// The engine's instruction set: the widest the CPU has (`auto`), or a
+    /// narrower one to measure it; every choice gives the same numbers.
+    #[arg(long, value_enum, default_value_t = Isa::Auto)]
+    isa: Isa,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Isa {
+    Auto,
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+/// Lowers the engine's instruction set as asked; a set the CPU lacks is refused.
+fn limit_isa(isa: Isa) -> Result<()> {
+    let wanted = match isa {
+        Isa::Auto => return Ok(()),
+        Isa::Avx512 => InstructionSet::Avx512,
+        Isa::Avx2 => InstructionSet::Avx2,
+        Isa::Portable => InstructionSet::Portable,
+    };
+    let detected = InstructionSet::detected();
+    if wanted > detected {
+        bail!(
+            "this CPU does not run {} (its widest is {}); choose --isa {} or narrower",
+            wanted.name(),
+            detected.name(),
+            detected.name()
+        );
+    }
+    engine::limit_instruction_set(wanted);
+    Ok(())
 }
 
 fn parse_risk(text: &str) -> Result<RiskProfile, String> {
@@ -72,6 +106,7 @@ fn parse_risk(text: &str) -> Result<RiskProfile, String> {
 const DEFAULT_PATHS: u32 = 10_000;
 
 pub fn run(args: SimulateArgs) -> Result<()> {
+    limit_isa(args.isa)?;
     let initial_values = match &args.portfolio {
         Some(path) => initial_values_from_file(path)?,
         None => BENCHMARK_PORTFOLIO,

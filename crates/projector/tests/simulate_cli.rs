@@ -181,3 +181,23 @@ fn bad_flags_and_files_get_one_clear_line() {
     let fee = stderr_of_failure(&["simulate", "--fee", "2"]);
     assert!(fee.contains("annual_fee"), "{fee}");
 }
+
+#[test]
+fn every_instruction_set_the_cpu_runs_gives_the_same_numbers() {
+    let run = ["--paths", "700", "--horizon", "7", "--seed", "99"];
+    let auto = json(&[&run[..], &["--isa", "auto"]].concat());
+    let mut compared = 0;
+    for isa in ["avx512", "avx2", "portable"] {
+        let output =
+            projector(&[&["simulate", "--format", "json", "--isa", isa], &run[..]].concat());
+        if output.status.success() {
+            let forced: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(forced, auto, "--isa {isa}");
+            compared += 1;
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("does not run"), "--isa {isa}: {stderr}");
+        }
+    }
+    assert!(compared >= 1, "the portable path runs everywhere");
+}
