@@ -256,6 +256,11 @@ impl Pool {
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }
+
+    /// Whether the database answers a query now.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
 }
 
 /// Runs the same expression on whichever backend `pool` is: `pool` is bound to

@@ -19,7 +19,19 @@ pub async fn run(
     listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
-    api::server::serve(listener, router(store, access), shutdown).await
+    let checked = store.clone();
+    let readiness: api::server::ReadinessCheck = std::sync::Arc::new(move || {
+        let checked = checked.clone();
+        Box::pin(async move {
+            checked
+                .pool()
+                .ping()
+                .await
+                .map_err(|error| format!("the data service store does not answer ({error})"))
+        })
+    });
+    let app = api::server::App::new(router(store, access), readiness);
+    api::server::serve(listener, app, shutdown).await
 }
 pub use portfolio::load_portfolio;
 pub use seed::DEMO_CUSTOMERS;

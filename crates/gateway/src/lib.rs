@@ -9,7 +9,7 @@ mod submit;
 use std::sync::Arc;
 
 use api::Tenants;
-use api::server::{HttpListener, Shutdown};
+use api::server::{App, HttpListener, ReadinessCheck, Shutdown};
 use axum::Router;
 use axum::routing::{get, post};
 use jobstore::JobStore;
@@ -62,12 +62,23 @@ impl<S: JobStore> Gateway<S> {
             .with_state(Arc::new(self))
     }
 
-    /// Serves on `listener` until `shutdown` stops it.
+    /// Serves on `listener` until `shutdown` stops it; ready while the job
+    /// store answers.
     pub async fn run(
         self,
         listener: impl Into<HttpListener>,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
-        api::server::serve(listener, self.router(), shutdown).await
+        let store = self.store.clone();
+        let readiness: ReadinessCheck = Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                store
+                    .ping()
+                    .await
+                    .map_err(|error| format!("the job store does not answer ({error})"))
+            })
+        });
+        api::server::serve(listener, App::new(self.router(), readiness), shutdown).await
     }
 }

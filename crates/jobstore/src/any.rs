@@ -100,6 +100,10 @@ impl JobStore for AnyJobStore {
         delegate!(self, store => store.cancel(owner, id).await)
     }
 
+    async fn ping(&self) -> Result<()> {
+        delegate!(self, store => store.ping().await)
+    }
+
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
         delegate!(self, store => store.rename_owner(from, to).await)
     }

@@ -214,6 +214,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Resolves when jobs may have become claimable (a hint: callers still poll).
     fn jobs_signal(&self) -> &tokio::sync::Notify;
 
+    /// Whether the database answers now (for readiness checks).
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
     /// Waits for pending writes and closes the store.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -333,6 +333,11 @@ impl JobStore for PostgresJobStore {
             .map_or(Cancellation::NotFound, Cancellation::Finished))
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
         let renamed = sqlx::query("UPDATE jobs SET owner = $2 WHERE owner = $1")
             .bind(from)

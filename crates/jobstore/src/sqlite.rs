@@ -406,6 +406,11 @@ impl JobStore for SqliteJobStore {
         .await
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {
         let (from, to) = (from.to_string(), to.to_string());
         self.write(move |connection, _| {

@@ -88,6 +88,19 @@ impl GatewayClient {
             .map_err(|error| CallError::Transient(format!("unreadable job status: {error}")))
     }
 
+    /// Whether the gateway answers its liveness check now.
+    pub async fn alive(&self) -> Result<(), String> {
+        let url = format!("{}/healthz", self.base());
+        match self.http.get(&url).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!(
+                "the gateway at {url} answered {}",
+                response.status()
+            )),
+            Err(error) => Err(format!("the gateway at {url} does not answer ({error})")),
+        }
+    }
+
     fn base(&self) -> &str {
         self.config.gateway_url.trim_end_matches('/')
     }

@@ -8,7 +8,10 @@ mod store;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use api::Tenants;
+use api::server::{App, ReadinessCheck};
 
 pub use dispatch::{Dispatcher, GatewayClient};
 pub use http::router;
@@ -23,13 +26,30 @@ pub async fn run(
     listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
-    let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(|error| {
+    let unbuilt = |error: reqwest::Error| {
         std::io::Error::other(format!("cannot build the gateway client: {error}"))
-    })?;
+    };
+    let gateway = GatewayClient::new(config.clone()).map_err(unbuilt)?;
+    let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(unbuilt)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
-    let served = api::server::serve(listener, router(store, tenants), shutdown).await;
+    let app = App::new(router(store.clone(), tenants), readiness(store, gateway));
+    let served = api::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served
+}
+
+/// Ready while the report store and the gateway answer.
+fn readiness(store: ReportStore, gateway: GatewayClient) -> ReadinessCheck {
+    Arc::new(move || {
+        let (store, gateway) = (store.clone(), gateway.clone());
+        Box::pin(async move {
+            store
+                .ping()
+                .await
+                .map_err(|error| format!("the report store does not answer ({error})"))?;
+            gateway.alive().await
+        })
+    })
 }
 
 /// The report store's identity and migrations.

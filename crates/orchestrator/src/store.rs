@@ -66,6 +66,11 @@ impl ReportStore {
         Ok(ReportStore { pool })
     }
 
+    /// Whether the store answers now.
+    pub async fn ping(&self) -> Result<(), Error> {
+        Ok(self.pool.ping().await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -308,6 +308,23 @@ async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(refused >= 2, "{refused} refusals");
+    let unready = client()
+        .get(format!("{gateway}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unready.status(), 503);
+    let problem: Value = unready.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("job store"),
+        "{problem}"
+    );
+    let alive = client()
+        .get(format!("{gateway}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), 200, "alive while its store is away");
     proxy.restore();
 
     // Everything reconnects: new work is accepted and done, and the jobs that
@@ -321,6 +338,12 @@ async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
         assert!(Instant::now() < deadline, "the gateway did not reconnect");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let ready = client()
+        .get(format!("{gateway}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "ready again once its store answers");
     for id in heavy.iter().map(String::as_str).chain(["after"]) {
         let job = finished(&gateway, id, WAIT).await;
         assert_eq!(job["status"], "completed", "{job}");

@@ -429,3 +429,18 @@ fn sha256_hex(text: &str) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_answers_liveness_and_readiness_without_a_key() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    for role in ["gateway", "data", "orchestrator"] {
+        let base = projector.url(role);
+        for (path, body) in [("/healthz", "alive"), ("/readyz", "ready")] {
+            let response = client().get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{role}{path}");
+            assert_eq!(response.text().await.unwrap(), body, "{role}{path}");
+        }
+    }
+    projector.stop();
+}

@@ -13,13 +13,17 @@
 mod connections;
 mod guard;
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::Problem;
 use connections::{Connections, Slot};
 pub use guard::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, echo};
 
@@ -138,25 +143,53 @@ impl From<TcpListener> for HttpListener {
     }
 }
 
+/// Whether a role can serve now: `Err` names what does not answer.
+pub type ReadinessCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What a role serves: its routes, and how to tell whether it is ready.
+pub struct App {
+    pub router: Router,
+    pub readiness: ReadinessCheck,
+}
+
+impl App {
+    pub fn new(router: Router, readiness: ReadinessCheck) -> Self {
+        App { router, readiness }
+    }
+}
+
+/// A role with nothing to check: ready whenever it serves.
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        App {
+            router,
+            readiness: Arc::new(|| Box::pin(async { Ok(()) })),
+        }
+    }
+}
+
 /// Longest pause after repeated accept errors (out of file descriptors, say).
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
-/// Serves `router` with `/health` until `shutdown` stops, then waits for the
-/// requests in flight.
+/// Serves `app` with `/health`, `/healthz` and `/readyz` until `shutdown`
+/// stops, then waits for the requests in flight.
 pub async fn serve(
     listener: impl Into<HttpListener>,
-    router: Router,
+    app: impl Into<App>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let HttpListener { tcp, limits } = listener.into();
-    let router = with_health(router, &shutdown).layer(axum::middleware::from_fn_with_state(
-        guard::BodyRules {
-            max_bytes: limits.max_body_bytes,
-            deadline: limits.body_timeout,
-        },
-        guard::guard,
-    ));
+    let App { router, readiness } = app.into();
+    let router =
+        with_health(router, &shutdown, readiness).layer(axum::middleware::from_fn_with_state(
+            guard::BodyRules {
+                max_bytes: limits.max_body_bytes,
+                deadline: limits.body_timeout,
+            },
+            guard::guard,
+        ));
     let connections = Connections::new(limits.max_connections);
     let tasks = TaskTracker::new();
     let mut pause = FIRST_ACCEPT_PAUSE;
@@ -198,19 +231,55 @@ pub async fn serve(
     Ok(())
 }
 
-fn with_health(router: Router, shutdown: &Shutdown) -> Router {
+/// `/health` (the original's: 503 while draining), `/healthz` (alive: 200
+/// while the process serves) and `/readyz` (503 while draining or while a
+/// store or upstream does not answer, naming it). None needs a tenant's key.
+fn with_health(router: Router, shutdown: &Shutdown, readiness: ReadinessCheck) -> Router {
     let health = shutdown.clone();
-    router.route(
-        "/health",
-        get(move || async move {
-            if health.is_draining() {
-                (StatusCode::SERVICE_UNAVAILABLE, "draining")
-            } else {
-                (StatusCode::OK, "ok")
-            }
-        }),
-    )
+    let ready = shutdown.clone();
+    router
+        .route(
+            "/health",
+            get(move || async move {
+                if health.is_draining() {
+                    (StatusCode::SERVICE_UNAVAILABLE, "draining")
+                } else {
+                    (StatusCode::OK, "ok")
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { (StatusCode::OK, "alive") }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                let readiness = readiness.clone();
+                async move {
+                    if ready.is_draining() {
+                        return Problem::unavailable("draining: this instance is stopping", 1)
+                            .into_response();
+                    }
+                    match tokio::time::timeout(READINESS_TIMEOUT, readiness()).await {
+                        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+                        Ok(Err(what)) => {
+                            Problem::unavailable(format!("not ready: {what}"), 1).into_response()
+                        }
+                        Err(_) => Problem::unavailable(
+                            format!(
+                                "not ready: its checks did not answer within {} s",
+                                READINESS_TIMEOUT.as_secs()
+                            ),
+                            1,
+                        )
+                        .into_response(),
+                    }
+                }
+            }),
+        )
 }
+
+/// Longest a readiness check may take before the answer is "not ready".
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn serve_connection(
     stream: TcpStream,
