@@ -2,6 +2,7 @@
 //! waiting for them) and answers their status from the job store. Compatible with
 //! the original Ray Serve gateway's clients.
 
+mod cancel;
 mod rate;
 mod status;
 mod submit;
@@ -59,6 +60,7 @@ impl<S: JobStore> Gateway<S> {
                 post(submit::generate_projection::<S>),
             )
             .route("/job_status/{job_id}", get(status::job_status::<S>))
+            .route("/jobs/{job_id}/cancel", post(cancel::cancel_job::<S>))
             .with_state(Arc::new(self))
     }
 

@@ -29,12 +29,7 @@ pub async fn job_status<S: JobStore>(
     };
     // Ids are the tenant's own: another tenant's job of the same id is not looked at.
     let Some(job) = job else {
-        return Problem::new(
-            StatusCode::NOT_FOUND,
-            format!("no job {job_id:?} for this API key"),
-        )
-        .with_error("Job not found")
-        .into_response();
+        return not_found(&job_id);
     };
     let accept = headers
         .get(header::ACCEPT)
@@ -42,7 +37,17 @@ pub async fn job_status<S: JobStore>(
     respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
 }
 
-fn to_wire(job: &Job) -> JobStatus {
+/// The original's answer for a job this key does not have.
+pub(crate) fn not_found(job_id: &str) -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        format!("no job {job_id:?} for this API key"),
+    )
+    .with_error("Job not found")
+    .into_response()
+}
+
+pub(crate) fn to_wire(job: &Job) -> JobStatus {
     let result = job.result.as_deref().and_then(|json| {
         match serde_json::from_str::<ProjectionResult>(json) {
             Ok(result) => Some(result),

@@ -444,3 +444,64 @@ async fn every_role_answers_liveness_and_readiness_without_a_key() {
     }
     projector.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_cancelled_queued_or_running_and_never_stores_a_result() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &["--workers", "1"]);
+    let gateway = projector.url("gateway");
+    let cancel = |key: &'static str, job_id: &'static str| {
+        client()
+            .post(format!("{gateway}/jobs/{job_id}/cancel"))
+            .header("x-api-key", key)
+            .send()
+    };
+    let long = json!({"job_id": "long", "parameters": {"customer_id": "C-000030", "time_horizon_years": 50, "risk_profile": "balanced", "paths": 200000}});
+    let waiting = json!({"job_id": "waiting", "parameters": {"customer_id": "C-000031", "time_horizon_years": 50, "risk_profile": "balanced", "paths": 200000}});
+    assert_eq!(submit(&gateway, &long).await.status(), 202);
+    assert_eq!(submit(&gateway, &waiting).await.status(), 202);
+    let deadline = std::time::Instant::now() + WAIT;
+    while status(&gateway, "long").await["status"] != "processing" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Queued, behind the running one on the single worker: cancelled at once.
+    let queued = cancel(KEY, "waiting").await.unwrap();
+    assert_eq!(queued.status(), 200);
+    let body: Value = queued.json().await.unwrap();
+    assert_eq!(body["status"], "cancelled");
+    // Running: cancelled now, and its worker stops it at its next heartbeat.
+    let running = cancel(KEY, "long").await.unwrap();
+    assert_eq!(running.status(), 200);
+    let again = cancel(KEY, "long").await.unwrap();
+    assert_eq!(again.status(), 200, "cancelling is idempotent");
+    assert_eq!(cancel(OTHER_KEY, "long").await.unwrap().status(), 404);
+    assert_eq!(cancel(KEY, "no-such-job").await.unwrap().status(), 404);
+
+    // The worker is free again: a small job completes, and the cancelled
+    // ones never store a result.
+    assert_eq!(
+        submit(&gateway, &job_body("after", "C-000032"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        finished(&gateway, "after", WAIT).await["status"],
+        "completed"
+    );
+    for id in ["long", "waiting"] {
+        let job = status(&gateway, id).await;
+        assert_eq!(job["status"], "cancelled", "{job}");
+        assert!(job["result"].is_null(), "{job}");
+    }
+    let finished_job = cancel(KEY, "after").await.unwrap();
+    assert_eq!(finished_job.status(), 409);
+    let problem: Value = finished_job.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("completed"),
+        "{problem}"
+    );
+    projector.stop();
+}

@@ -1,0 +1,47 @@
+//! `POST /jobs/{job_id}/cancel`: a queued job is cancelled at once; a running
+//! one loses its lease, so its worker stops it at its next heartbeat and its
+//! result is never stored. Cancelling a cancelled job answers the same again;
+//! a job that completed or failed answers 409.
+
+use std::sync::Arc;
+
+use api::{Encoding, Problem, respond};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobstore::{Cancellation, JobStatus, JobStore};
+
+use crate::Gateway;
+use crate::status::{not_found, to_wire};
+use crate::submit::{Attempt, store_problem};
+
+pub async fn cancel_job<S: JobStore>(
+    State(gateway): State<Arc<Gateway<S>>>,
+    Path(job_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let owner = match gateway.tenants.authenticate(&headers) {
+        Ok(owner) => owner,
+        Err(problem) => return problem.into_response(),
+    };
+    let job = match gateway.store.cancel(&owner, &job_id).await {
+        Ok(Cancellation::Cancelled(job)) => job,
+        Ok(Cancellation::Finished(job)) if job.status == JobStatus::Cancelled => job,
+        Ok(Cancellation::Finished(job)) => {
+            return Problem::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "job {job_id:?} has already {}; only a queued or running job can be cancelled",
+                    job.status.as_str()
+                ),
+            )
+            .into_response();
+        }
+        Ok(Cancellation::NotFound) => return not_found(&job_id),
+        Err(error) => return store_problem(error, Attempt::Submit).into_response(),
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
+}
