@@ -14,16 +14,14 @@ use jobstore::{Cancellation, JobStatus, JobStore};
 use crate::Gateway;
 use crate::status::{not_found, to_wire};
 use crate::submit::{Attempt, store_problem};
+use crate::tenant::Tenant;
 
 pub async fn cancel_job<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
+    Tenant(owner): Tenant,
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match gateway.tenants.authenticate(&headers) {
-        Ok(owner) => owner,
-        Err(problem) => return problem.into_response(),
-    };
     let job = match gateway.store.cancel(&owner, &job_id).await {
         Ok(Cancellation::Cancelled(job)) => job,
         Ok(Cancellation::Finished(job)) if job.status == JobStatus::Cancelled => job,

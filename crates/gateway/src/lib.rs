@@ -6,6 +6,7 @@ mod cancel;
 mod rate;
 mod status;
 mod submit;
+mod tenant;
 
 use std::sync::Arc;
 

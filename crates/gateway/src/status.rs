@@ -13,16 +13,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Gateway;
 use crate::submit::{Attempt, store_problem};
+use crate::tenant::Tenant;
 
 pub async fn job_status<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
+    Tenant(owner): Tenant,
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match gateway.tenants.authenticate(&headers) {
-        Ok(owner) => owner,
-        Err(problem) => return problem.into_response(),
-    };
     let job = match gateway.store.get(&owner, &job_id).await {
         Ok(job) => job,
         Err(error) => return store_problem(error, Attempt::Read).into_response(),

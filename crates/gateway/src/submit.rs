@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::tenant::Tenant;
 use crate::{Gateway, MAX_ATTEMPTS};
 
 const MAX_ID_LENGTH: usize = 128;
@@ -27,10 +28,11 @@ const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub async fn generate_projection<S: JobStore>(
     State(gateway): State<Arc<Gateway<S>>>,
+    Tenant(owner): Tenant,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match submit(&gateway, &headers, &body).await {
+    match submit(&gateway, owner, &headers, &body).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -38,10 +40,10 @@ pub async fn generate_projection<S: JobStore>(
 
 async fn submit<S: JobStore>(
     gateway: &Gateway<S>,
+    owner: String,
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<Response, Problem> {
-    let owner = gateway.tenants.authenticate(headers)?;
     if let Some(limiter) = &gateway.submissions {
         limiter.admit(&owner)?;
     }
