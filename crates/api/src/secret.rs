@@ -11,6 +11,12 @@ impl Secret {
         Secret(value.into())
     }
 
+    /// The credential an option gave, if it gave a non-empty one (an empty
+    /// flag overrides a variable to mean "none").
+    pub fn given(value: Option<&str>) -> Option<Secret> {
+        value.filter(|value| !value.is_empty()).map(Secret::new)
+    }
+
     /// The credential itself, to send it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -3,9 +3,7 @@
 //! result is never stored. Cancelling a cancelled job answers the same again;
 //! a job that completed or failed answers 409.
 
-use std::sync::Arc;
-
-use api::{Encoding, Problem, respond};
+use api::{Encoding, Owner, Problem, respond};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +12,10 @@ use jobstore::{Cancellation, JobStatus, JobStore};
 use crate::Gateway;
 use crate::status::{not_found, to_wire};
 use crate::submit::{Attempt, store_problem};
-use crate::tenant::Tenant;
 
 pub async fn cancel_job<S: JobStore>(
-    State(gateway): State<Arc<Gateway<S>>>,
-    Tenant(owner): Tenant,
+    State(gateway): State<Gateway<S>>,
+    Owner(owner): Owner,
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {

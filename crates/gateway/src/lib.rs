@@ -6,13 +6,13 @@ mod cancel;
 mod rate;
 mod status;
 mod submit;
-mod tenant;
 
 use std::sync::Arc;
 
 use api::Tenants;
 use api::server::{App, HttpListener, ReadinessCheck, Shutdown};
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use jobstore::JobStore;
 use rate::SubmissionLimiter;
@@ -22,10 +22,28 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 pub use rate::SubmissionRate;
 
+/// The handlers' state: cheap to clone, every field shared.
 pub struct Gateway<S> {
     store: Arc<S>,
     tenants: Tenants,
-    submissions: Option<SubmissionLimiter>,
+    submissions: Option<Arc<SubmissionLimiter>>,
+}
+
+impl<S> Clone for Gateway<S> {
+    fn clone(&self) -> Self {
+        Gateway {
+            store: self.store.clone(),
+            tenants: self.tenants.clone(),
+            submissions: self.submissions.clone(),
+        }
+    }
+}
+
+/// For the [`api::Owner`] extractor.
+impl<S> FromRef<Gateway<S>> for Tenants {
+    fn from_ref(gateway: &Gateway<S>) -> Tenants {
+        gateway.tenants.clone()
+    }
 }
 
 impl<S: JobStore> Gateway<S> {
@@ -40,7 +58,7 @@ impl<S: JobStore> Gateway<S> {
 
     /// Limits each API key to `rate` submissions (429 with `Retry-After` beyond).
     pub fn with_submission_rate(mut self, rate: SubmissionRate) -> Self {
-        self.submissions = Some(SubmissionLimiter::new(rate));
+        self.submissions = Some(Arc::new(SubmissionLimiter::new(rate)));
         self
     }
 
@@ -62,7 +80,7 @@ impl<S: JobStore> Gateway<S> {
             )
             .route("/job_status/{job_id}", get(status::job_status::<S>))
             .route("/jobs/{job_id}/cancel", post(cancel::cancel_job::<S>))
-            .with_state(Arc::new(self))
+            .with_state(self)
     }
 
     /// Serves on `listener` until `shutdown` stops it; ready while the job

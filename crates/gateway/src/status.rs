@@ -1,9 +1,7 @@
 //! `GET /job_status/{job_id}`: the job as the store has it.
 
-use std::sync::Arc;
-
 use api::wire::{JobStatus, ProjectionResult};
-use api::{Encoding, Problem, respond};
+use api::{Encoding, Owner, Problem, respond};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,11 +11,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Gateway;
 use crate::submit::{Attempt, store_problem};
-use crate::tenant::Tenant;
 
 pub async fn job_status<S: JobStore>(
-    State(gateway): State<Arc<Gateway<S>>>,
-    Tenant(owner): Tenant,
+    State(gateway): State<Gateway<S>>,
+    Owner(owner): Owner,
     Path(job_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {

@@ -1,10 +1,8 @@
 //! `POST /generate_projection`: validate, commit, answer 202. The job's length
 //! never matters here.
 
-use std::sync::Arc;
-
 use api::wire::{GenerateProjectionRequest, GenerateProjectionResponse, ProjectionParameters};
-use api::{DecodeError, Encoding, Problem, respond};
+use api::{DecodeError, Encoding, Owner, Problem, respond};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::tenant::Tenant;
 use crate::{Gateway, MAX_ATTEMPTS};
 
 const MAX_ID_LENGTH: usize = 128;
@@ -27,8 +24,8 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub async fn generate_projection<S: JobStore>(
-    State(gateway): State<Arc<Gateway<S>>>,
-    Tenant(owner): Tenant,
+    State(gateway): State<Gateway<S>>,
+    Owner(owner): Owner,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

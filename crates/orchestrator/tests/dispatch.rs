@@ -46,6 +46,22 @@ async fn report(client: &reqwest::Client, base: &str, id: &str) -> Value {
     get_json(client, &format!("{base}/reports/{id}")).await
 }
 
+/// Runs a dispatcher for the test's tenants, polling every 20 ms, until the
+/// returned token is cancelled.
+fn spawn_dispatcher(reports: &ReportStore, config: DispatchConfig) -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let config = DispatchConfig {
+        poll: Duration::from_millis(20),
+        ..config
+    };
+    tokio::spawn(
+        Dispatcher::new(reports.clone(), tenants(), config)
+            .unwrap()
+            .run(shutdown.clone()),
+    );
+    shutdown
+}
+
 /// Asks for a report and returns its id.
 async fn create_report(client: &reqwest::Client, base: &str, body: &Value) -> String {
     let created: Value = client
@@ -122,16 +138,12 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         .unwrap()
         .port();
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
-    let config = DispatchConfig {
-        poll: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..DispatchConfig::new(&gateway_url)
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(
-        Dispatcher::new(reports.clone(), tenants(), config)
-            .unwrap()
-            .run(shutdown.clone()),
+    let shutdown = spawn_dispatcher(
+        &reports,
+        DispatchConfig {
+            max_backoff: Duration::from_millis(200),
+            ..DispatchConfig::new(&gateway_url)
+        },
     );
 
     let anonymous = reqwest::Client::new()
@@ -292,16 +304,7 @@ async fn reports_whose_job_the_gateway_refuses_fail_and_never_hold_up_the_rest()
         Gateway::new(jobs.clone(), tenants()).router(),
     )
     .await;
-    let config = DispatchConfig {
-        poll: Duration::from_millis(20),
-        ..DispatchConfig::new(&gateway_url)
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(
-        Dispatcher::new(reports.clone(), tenants(), config)
-            .unwrap()
-            .run(shutdown.clone()),
-    );
+    let shutdown = spawn_dispatcher(&reports, DispatchConfig::new(&gateway_url));
     let client = client_of(KEY);
     let body =
         json!({"customer_id": "C-000042", "time_horizon_years": 10, "risk_profile": "balanced"});

@@ -63,16 +63,12 @@ impl KeysArgs {
     pub fn given(&self) -> Vec<Secret> {
         self.api_key
             .iter()
-            .filter(|key| !key.is_empty())
-            .map(Secret::new)
+            .filter_map(|key| Secret::given(Some(key)))
             .collect()
     }
 
     pub fn tenant_secret(&self) -> Option<Secret> {
-        self.tenant_secret
-            .as_deref()
-            .filter(|secret| !secret.is_empty())
-            .map(Secret::new)
+        Secret::given(self.tenant_secret.as_deref())
     }
 
     fn required_keys(&self, role: &str) -> Result<Vec<Secret>> {
@@ -134,10 +130,7 @@ pub struct DatasvcTokenArgs {
 
 impl DatasvcTokenArgs {
     pub fn secret(&self) -> Option<Secret> {
-        self.datasvc_token
-            .as_deref()
-            .filter(|token| !token.is_empty())
-            .map(Secret::new)
+        Secret::given(self.datasvc_token.as_deref())
     }
 }
 

@@ -169,16 +169,12 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
 
     // Reports through the orchestrator, which reaches a gateway over HTTP only.
     let orchestrator = cluster.orchestrator_url();
-    let created: Value = client()
-        .post(format!("{orchestrator}/reports"))
-        .header("x-api-key", OTHER_KEY)
-        .json(&json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "aggressive"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = post_as(
+        &format!("{orchestrator}/reports"),
+        OTHER_KEY,
+        &json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "aggressive"}),
+    )
+    .await;
     let id = created["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + WAIT;
     loop {

@@ -328,16 +328,12 @@ async fn the_orchestrator_answers_tenants_only_and_each_sees_its_own_reports() {
     assert_eq!(listing.status(), 401);
 
     let small = serde_json::json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "balanced", "paths": 500});
-    let created: Value = client()
-        .post(format!("{orchestrator}/reports"))
-        .header("x-api-key", support::OTHER_KEY)
-        .json(&small)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = support::post_as(
+        &format!("{orchestrator}/reports"),
+        support::OTHER_KEY,
+        &small,
+    )
+    .await;
     let id = created["id"].as_str().unwrap();
     let listed = format!("{orchestrator}/reports");
     let of_other = support::get_as(&listed, support::OTHER_KEY).await;

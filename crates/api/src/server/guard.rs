@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use crate::Problem;
 
 /// Longest request target (path and query) answered; longer gets 414.
-pub const MAX_URI_BYTES: usize = 8 * 1024;
+const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most header bytes (names and values) answered; more gets 431.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most headers answered; more gets 431.
-pub const MAX_HEADERS: usize = 64;
+pub(super) const MAX_HEADERS: usize = 64;
 /// Longest echo of a client's input in an error message.
 const MAX_ECHO_CHARS: usize = 200;
 /// Most bytes of a framework's plain-text error kept as the problem's detail.
@@ -37,8 +37,8 @@ pub(super) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().clone();
-    let target = echo(&request.uri().to_string());
+    // Kept for the words of an error answer; cloning shares the bytes.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match read_whole(request, rules).await {
         Ok(request) => next.run(request).await,
         Err(problem) => {
@@ -52,13 +52,17 @@ pub(super) async fn guard(
         }
     };
     if response.status().is_client_error() || response.status().is_server_error() {
-        return as_problem(response, &method, &target).await;
+        return as_problem(response, &method, &echo(&uri.to_string())).await;
     }
     response
 }
 
 async fn read_whole(request: Request, rules: BodyRules) -> Result<Request, Problem> {
-    if request.uri().to_string().len() > MAX_URI_BYTES {
+    let target_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target_bytes > MAX_URI_BYTES {
         return Err(Problem::new(
             StatusCode::URI_TOO_LONG,
             format!(

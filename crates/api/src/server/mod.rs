@@ -34,7 +34,8 @@ use tower::ServiceExt;
 
 use crate::Problem;
 use connections::{Connections, Slot};
-pub use guard::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, echo};
+use guard::MAX_HEADERS;
+pub use guard::echo;
 
 /// The two steps of a role's shutdown, shared by everything in the process.
 #[derive(Debug, Clone, Default)]

@@ -242,17 +242,19 @@ pub async fn status_as(gateway: &str, api_key: &str, job_id: &str) -> Value {
     get_as(&format!("{gateway}/job_status/{job_id}"), api_key).await
 }
 
+/// `POST url` with a JSON body as the tenant of `api_key`, the answer read as JSON.
+pub async fn post_as(url: &str, api_key: &str, body: &Value) -> Value {
+    json_of(client().post(url).header("x-api-key", api_key).json(body)).await
+}
+
 /// `GET url` as the tenant of `api_key`, read as JSON.
 pub async fn get_as(url: &str, api_key: &str) -> Value {
-    client()
-        .get(url)
-        .header("x-api-key", api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(client().get(url).header("x-api-key", api_key)).await
+}
+
+/// Sends `request` and reads the answer as JSON.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// Polls until the job is completed, failed or cancelled.
