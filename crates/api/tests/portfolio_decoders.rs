@@ -49,15 +49,19 @@ fn portfolio() -> impl Strategy<Value = Portfolio> {
         "[A-Z0-9-]{0,12}",
         any::<i64>(),
         proptest::collection::vec(asset(), 0..24),
+        any::<i64>(),
     )
-        .prop_map(|(customer_id, version, assets)| Portfolio {
-            customer_id,
-            name: "n".into(),
-            base_currency: "USD".into(),
-            as_of: "2026-01-01".into(),
-            version,
-            assets,
-        })
+        .prop_map(
+            |(customer_id, version, assets, change_position)| Portfolio {
+                customer_id,
+                name: "n".into(),
+                base_currency: "USD".into(),
+                as_of: "2026-01-01".into(),
+                version,
+                assets,
+                change_position,
+            },
+        )
 }
 
 fn starting_values(portfolio: &Portfolio) -> Result<[f64; engine::K], engine::Error> {

@@ -16,6 +16,7 @@ fn portfolio(customer_id: &str, version: i64) -> Portfolio {
         base_currency: "EUR".into(),
         as_of: "2026-11-27".into(),
         version,
+        change_position: 0,
         assets: vec![Asset {
             asset_id: 1,
             symbol: "USEQUITY-1".into(),

@@ -10,6 +10,7 @@
 
 mod backoff;
 mod integrity;
+pub mod notifications;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,34 +1,53 @@
-//! `GET /api/customers/{customerId}/portfolio`, in JSON or Protobuf, and `/metrics`.
+//! `GET /api/customers/{customerId}/portfolio` and `GET /api/changes`, in JSON
+//! or Protobuf, and `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use api::server::Shutdown;
 use api::{Encoding, Problem, respond};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::DataStore;
 use crate::access::{Access, require_credential};
+use crate::feed;
 use crate::portfolio::load_portfolio;
+
+/// Longest long-poll a reader may ask for.
+const MAX_WAIT_SECONDS: u64 = 60;
+const DEFAULT_LIMIT: i64 = 1_000;
+const MAX_LIMIT: i64 = 10_000;
 
 #[derive(Clone)]
 struct AppState {
     store: DataStore,
     /// Portfolio requests served, for `/metrics`.
     portfolio_requests: Arc<AtomicU64>,
+    /// Long-polls answer at once when the server starts draining.
+    shutdown: Shutdown,
 }
 
-/// The portfolio API behind `access`; `/metrics` holds no customer data and is open.
+/// The portfolio API and the change feed behind `access`; `/metrics` holds no
+/// customer data and is open.
 pub fn router(store: DataStore, access: Access) -> Router {
+    routes(store, access, Shutdown::new())
+}
+
+pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Router {
     let state = AppState {
         store,
         portfolio_requests: Arc::default(),
+        shutdown,
     };
     Router::new()
         .route("/api/customers/{customer_id}/portfolio", get(portfolio))
+        .route("/api/changes", get(changes))
         .route_layer(axum::middleware::from_fn_with_state(
             access,
             require_credential,
@@ -70,6 +89,78 @@ async fn portfolio(
                 "the portfolio store is unavailable; retry shortly",
             )
             .into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FeedQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    wait: u64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    DEFAULT_LIMIT
+}
+
+const FEED_USAGE: &str = "send after=POSITION (0, or the position of the last change read), wait=SECONDS (0 to 60) and limit=N (1 to 10000)";
+
+/// The changes after a cursor, in commit order. With `wait`, an answer with no
+/// changes waits until one is committed or the wait ends. A cursor below
+/// `oldest_cursor` (pruned) or above `latest` (another log) is answered at once.
+async fn changes(
+    State(state): State<AppState>,
+    query: Result<Query<FeedQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let encoding = Encoding::of_accept(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("{}; {FEED_USAGE}", rejection.body_text()),
+            )
+            .into_response();
+        }
+    };
+    if query.after < 0 || query.wait > MAX_WAIT_SECONDS || !(1..=MAX_LIMIT).contains(&query.limit) {
+        return Problem::new(StatusCode::BAD_REQUEST, FEED_USAGE).into_response();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait);
+    let mut end = state.store.feed().subscribe();
+    loop {
+        let page = match feed::read(state.store.pool(), query.after, query.limit).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "change feed query failed");
+                return Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the change log is unavailable; retry shortly",
+                )
+                .into_response();
+            }
+        };
+        let answer_now = !page.changes.is_empty()
+            || query.after < page.oldest_cursor
+            || query.after > page.latest;
+        if answer_now || tokio::time::Instant::now() >= deadline {
+            return respond(StatusCode::OK, encoding, &page);
+        }
+        tokio::select! {
+            moved = end.changed() => if moved.is_err() {
+                return respond(StatusCode::OK, encoding, &page);
+            },
+            () = tokio::time::sleep_until(deadline) => {}
+            () = state.shutdown.draining() => return respond(StatusCode::OK, encoding, &page),
         }
     }
 }

@@ -3,22 +3,42 @@
 //! seeded with deterministic demo customers on the first start.
 
 mod access;
+mod feed;
 mod http;
 mod portfolio;
 mod seed;
 
+use std::time::Duration;
+
 use database::{Location, Pool, SchemaPolicy};
 
 pub use access::Access;
+pub use feed::prune as prune_changes;
 pub use http::router;
 
-/// Serves the data service on `listener` until `shutdown` stops it.
+/// How long the change log keeps a change: a worker node down for longer
+/// starts its cache afresh.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub access: Access,
+    pub change_retention: Duration,
+}
+
+/// Serves the data service on `listener`, and prunes its change log, until
+/// `shutdown` stops it.
 pub async fn run(
     store: DataStore,
-    access: Access,
+    config: ServiceConfig,
     listener: impl Into<api::server::HttpListener>,
     shutdown: api::server::Shutdown,
 ) -> std::io::Result<()> {
+    let pruner = tokio::spawn(prune_while_serving(
+        store.clone(),
+        config.change_retention,
+        shutdown.clone(),
+    ));
     let checked = store.clone();
     let readiness: api::server::ReadinessCheck = std::sync::Arc::new(move || {
         let checked = checked.clone();
@@ -30,8 +50,32 @@ pub async fn run(
                 .map_err(|error| format!("the data service store does not answer ({error})"))
         })
     });
-    let app = api::server::App::new(router(store, access), readiness);
-    api::server::serve(listener, app, shutdown).await
+    let routes = http::routes(store, config.access, shutdown.clone());
+    let served =
+        api::server::serve(listener, api::server::App::new(routes, readiness), shutdown).await;
+    pruner.abort();
+    served
+}
+
+/// Prunes the change log every quarter of the retention, at least once a
+/// minute and at most once a second.
+async fn prune_while_serving(
+    store: DataStore,
+    retention: Duration,
+    shutdown: api::server::Shutdown,
+) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.stopping() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match feed::prune(store.pool(), retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned changes older than the retention"),
+            Err(error) => tracing::warn!(%error, "cannot prune the change log; trying again later"),
+        }
+    }
 }
 pub use portfolio::load_portfolio;
 pub use seed::DEMO_CUSTOMERS;
@@ -55,10 +99,11 @@ pub enum Error {
     Query(#[from] sqlx::Error),
 }
 
-/// The data service's store.
+/// The data service's store, and the end of its change feed as last seen.
 #[derive(Clone)]
 pub struct DataStore {
     pool: Pool,
+    feed: feed::Feed,
 }
 
 impl DataStore {
@@ -71,11 +116,16 @@ impl DataStore {
     ) -> Result<Self, Error> {
         let pool = Pool::open(location, &STORE, policy, max_connections).await?;
         seed::seed_if_empty(&pool, customers).await?;
-        Ok(DataStore { pool })
+        let feed = feed::Feed::start(pool.clone()).await;
+        Ok(DataStore { pool, feed })
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    fn feed(&self) -> &feed::Feed {
+        &self.feed
     }
 
     pub async fn close(&self) {

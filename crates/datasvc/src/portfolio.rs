@@ -1,5 +1,6 @@
 //! One customer's portfolio, read with a single SQL query whatever the number of
-//! holdings (the original service's JPA mapping issued one query per holding).
+//! holdings (the original service's JPA mapping issued one query per holding),
+//! with the change feed's position in the same snapshot.
 
 use api::wire::{Asset, Portfolio};
 use database::{Pool, on_pool};
@@ -11,6 +12,7 @@ struct PortfolioRow {
     name: String,
     base_currency: String,
     version: i64,
+    change_position: i64,
     asset_id: Option<i64>,
     symbol: Option<String>,
     asset_class: Option<String>,
@@ -21,6 +23,8 @@ struct PortfolioRow {
 
 const PORTFOLIO_QUERY: &str = "
     SELECT c.id AS customer_id, c.name, c.base_currency, c.version,
+           (SELECT COALESCE(MAX(position), (SELECT pruned_through FROM change_feed))
+            FROM changes) AS change_position,
            a.id AS asset_id, a.symbol, a.asset_class, h.quantity, a.price, a.price_as_of
     FROM customers c
     LEFT JOIN holdings h ON h.customer_id = c.id
@@ -48,6 +52,7 @@ pub async fn load_portfolio(
         base_currency: first.base_currency.clone(),
         as_of: String::new(),
         version: first.version,
+        change_position: first.change_position,
         assets: Vec::with_capacity(rows.len()),
     };
     for row in rows {

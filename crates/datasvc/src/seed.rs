@@ -160,12 +160,15 @@ async fn seed_sqlite(pool: &SqlitePool, customers: u32) -> Result<bool, sqlx::Er
     sqlx::query("DELETE FROM change_log")
         .execute(&mut *transaction)
         .await?;
+    sqlx::query("DELETE FROM sqlite_sequence WHERE name = 'change_log'")
+        .execute(&mut *transaction)
+        .await?;
     transaction.commit().await?;
     Ok(true)
 }
 
 /// Multi-row inserts from arrays, with the change triggers off inside the
-/// seeding transaction: a million customers load in well under a minute.
+/// seeding transaction (`ALTER TABLE` takes a lock that other writers wait on): a million customers load in well under a minute.
 async fn seed_postgres(pool: &PgPool, customers: u32) -> Result<bool, sqlx::Error> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -178,9 +181,11 @@ async fn seed_postgres(pool: &PgPool, customers: u32) -> Result<bool, sqlx::Erro
     if existing > 0 {
         return Ok(false);
     }
-    sqlx::query("ALTER TABLE holdings DISABLE TRIGGER holdings_changed")
-        .execute(&mut *transaction)
-        .await?;
+    for table in ["customers", "holdings"] {
+        sqlx::query(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
+            .execute(&mut *transaction)
+            .await?;
+    }
     let assets = catalogue();
     sqlx::query(
         "INSERT INTO assets (id, symbol, asset_class, price, price_as_of)
@@ -225,9 +230,11 @@ async fn seed_postgres(pool: &PgPool, customers: u32) -> Result<bool, sqlx::Erro
         .await?;
         first = last + 1;
     }
-    sqlx::query("ALTER TABLE holdings ENABLE TRIGGER holdings_changed")
-        .execute(&mut *transaction)
-        .await?;
+    for table in ["customers", "holdings"] {
+        sqlx::query(&format!("ALTER TABLE {table} ENABLE TRIGGER USER"))
+            .execute(&mut *transaction)
+            .await?;
+    }
     transaction.commit().await?;
     Ok(true)
 }

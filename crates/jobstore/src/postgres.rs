@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::PgPool;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
@@ -21,8 +21,6 @@ use crate::{ClaimRequest, Failure, JobStore, Result};
 
 /// The channel that wakes idle nodes when jobs are committed.
 pub(crate) const JOBS_CHANNEL: &str = "projector_jobs";
-/// Wait before listening again after the notification connection failed.
-const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct PostgresJobStore {
@@ -43,8 +41,15 @@ impl PostgresJobStore {
         let completions = Group::start(pool.clone(), clock.clone());
         let jobs_signal = Arc::new(Notify::new());
         let (listening, listening_now) = oneshot::channel();
-        let listener =
-            tokio::spawn(listen(pool.clone(), jobs_signal.clone(), listening)).abort_handle();
+        let wake = jobs_signal.clone();
+        let listener = tokio::spawn(database::notifications::listen(
+            pool.clone(),
+            &[JOBS_CHANNEL],
+            "job",
+            move || wake.notify_waiters(),
+            listening,
+        ))
+        .abort_handle();
         // Once open returns, no commit goes unnoticed (unless the connection drops).
         if tokio::time::timeout(database::ACQUIRE_TIMEOUT, listening_now)
             .await
@@ -105,34 +110,6 @@ impl PostgresJobStore {
 
 type PgQueryAs = sqlx::query::QueryAs<'static, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>;
 type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// Wakes idle claimers on every notification, and once after each (re)connect
-/// for whatever was committed while nobody listened.
-async fn listen(pool: PgPool, signal: Arc<Notify>, listening: oneshot::Sender<()>) {
-    let mut listening = Some(listening);
-    loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(JOBS_CHANNEL).await {
-                Ok(()) => loop {
-                    if let Some(listening) = listening.take() {
-                        let _ = listening.send(());
-                    }
-                    signal.notify_waiters();
-                    match listener.try_recv().await {
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "job notifications interrupted; polling until they resume");
-                            break;
-                        }
-                    }
-                },
-                Err(error) => tracing::warn!(%error, "cannot listen for job notifications"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot connect to listen for job notifications"),
-        }
-        tokio::time::sleep(LISTEN_RETRY).await;
-    }
-}
 
 /// Leases the rows of `picked`. `$1` worker, `$2` lease, `$3` time.
 macro_rules! lease_picked {

@@ -19,7 +19,7 @@ use worker::WorkerConfig;
 
 use crate::listen::{bind, url_of};
 use crate::roles::{
-    DatasvcAccessArgs, adopt_unowned_reports, build_node, open_data_store, open_gateway,
+    DataServiceArgs, adopt_unowned_reports, build_node, open_data_store, open_gateway,
     open_report_store,
 };
 use crate::stores::{
@@ -32,7 +32,7 @@ pub enum DataServiceAt {
     /// Started here; its token is `access`'s, or one generated for this run.
     Embedded {
         address: SocketAddr,
-        access: DatasvcAccessArgs,
+        access: DataServiceArgs,
     },
     External {
         url: String,
@@ -88,7 +88,7 @@ impl Cluster {
         let mut http = JoinSet::new();
         let (datasvc_url, datasvc_token, data) = match config.datasvc {
             DataServiceAt::Embedded { address, access } => {
-                let access = access.access(Some(Secret::new(generate_key())))?;
+                let service = access.service(Some(Secret::new(generate_key())))?;
                 let data = open_data_store(
                     &location(DATA_FILE)?,
                     SchemaPolicy::Apply,
@@ -97,10 +97,10 @@ impl Cluster {
                 .await?;
                 let listener = bind(address, "data service", config.limits).await?;
                 let url = url_of(&listener)?;
-                let token = access.token.clone();
+                let token = service.access.token.clone();
                 http.spawn(datasvc::run(
                     data.clone(),
-                    access,
+                    service,
                     listener,
                     shutdown.clone(),
                 ));

@@ -11,7 +11,7 @@ use serde_json::json;
 use worker::WorkerConfig;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
-use crate::roles::DatasvcAccessArgs;
+use crate::roles::DataServiceArgs;
 use crate::stores::StoreArgs;
 use crate::up::generate_key;
 
@@ -31,7 +31,7 @@ pub async fn demo() -> Result<()> {
         gateway_addr: any_port,
         datasvc: DataServiceAt::Embedded {
             address: any_port,
-            access: DatasvcAccessArgs::default(),
+            access: DataServiceArgs::default(),
         },
         orchestrator_addr: any_port,
         worker: WorkerConfig::default(),

@@ -15,7 +15,7 @@ use api::server::Shutdown;
 use api::{Secret, Tenants};
 use clap::Args;
 use database::{Location, Pool, SchemaPolicy};
-use datasvc::{Access, DataStore};
+use datasvc::{Access, DataStore, ServiceConfig};
 use gateway::{Gateway, SubmissionRate};
 use jobstore::JobStore;
 use orchestrator::{DispatchConfig, ReportStore};
@@ -27,6 +27,9 @@ use crate::stores::{
     DATA_FILE, DATASVC_CONNECTIONS, GATEWAY_CONNECTIONS, JOBS_FILE, ORCHESTRATOR_CONNECTIONS,
     REPORTS_FILE, StoreArgs, WORKER_CONNECTIONS, engine_pool, open_cache, open_job_store,
 };
+
+/// The longest retention or time to live an option takes.
+const YEAR_SECONDS: u64 = 365 * 24 * 3600;
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
@@ -136,22 +139,32 @@ impl DatasvcTokenArgs {
 
 /// Who the data service answers.
 #[derive(Debug, Clone, Default, Args)]
-pub struct DatasvcAccessArgs {
+pub struct DataServiceArgs {
     #[command(flatten)]
     token: DatasvcTokenArgs,
     /// Also answer callers without credentials (legacy clients on a trusted network).
     #[arg(long, env = "PROJECTOR_DATASVC_ALLOW_ANONYMOUS")]
     datasvc_allow_anonymous: bool,
+    /// How long the change log keeps a change; a worker node down for longer starts its cache afresh.
+    #[arg(long, env = "PROJECTOR_CHANGE_RETENTION_SECONDS", default_value_t = datasvc::DEFAULT_CHANGE_RETENTION.as_secs(), value_parser = clap::value_parser!(u64).range(1..=YEAR_SECONDS))]
+    change_retention_seconds: u64,
 }
 
-impl DatasvcAccessArgs {
+impl DataServiceArgs {
     pub fn token(&self) -> Option<Secret> {
         self.token.secret()
     }
 
-    /// The access the data service enforces; `generated` stands in for a token
-    /// not given (`up`, whose workers are in the same process).
-    pub fn access(&self, generated: Option<Secret>) -> Result<Access> {
+    /// How the data service serves; `generated` stands in for a token not given
+    /// (`up`, whose workers are in the same process).
+    pub fn service(&self, generated: Option<Secret>) -> Result<ServiceConfig> {
+        Ok(ServiceConfig {
+            access: self.access(generated)?,
+            change_retention: Duration::from_secs(self.change_retention_seconds),
+        })
+    }
+
+    fn access(&self, generated: Option<Secret>) -> Result<Access> {
         let access = Access {
             token: self.token.secret().or(generated),
             allow_anonymous: self.datasvc_allow_anonymous,
@@ -221,21 +234,21 @@ pub struct DatasvcArgs {
     #[arg(long, env = "PROJECTOR_CUSTOMERS", default_value_t = datasvc::DEMO_CUSTOMERS, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     customers: u32,
     #[command(flatten)]
-    access: DatasvcAccessArgs,
+    service: DataServiceArgs,
     #[command(flatten)]
     http: HttpArgs,
 }
 
 pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
     let signals = Signals::install()?;
-    let access = args.access.access(None)?;
+    let service = args.service.service(None)?;
     let location = args.http.store.location(DATA_FILE)?;
     let store = open_data_store(&location, args.http.store.policy(), args.customers).await?;
     let listener = bind(args.addr, "data service", args.http.limits.limits()).await?;
     println!("data service  {}/api", url_of(&listener)?);
     let served = store.clone();
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
-        datasvc::run(served, access, listener, shutdown)
+        datasvc::run(served, service, listener, shutdown)
     })
     .await?;
     store.close().await;
@@ -385,7 +398,7 @@ pub struct WorkerTuning {
     #[arg(long, env = "PROJECTOR_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     retention_hours: u64,
     /// How long a cached portfolio stays fresh, in seconds (at most a year; 0 fetches every time).
-    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    #[arg(long, env = "PROJECTOR_CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=YEAR_SECONDS))]
     cache_ttl_seconds: u64,
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
 use crate::listen::LimitArgs;
-use crate::roles::{DatasvcAccessArgs, KeysArgs, ReportArgs, SubmissionArgs, WorkerTuning};
+use crate::roles::{DataServiceArgs, KeysArgs, ReportArgs, SubmissionArgs, WorkerTuning};
 use crate::signals::Signals;
 use crate::stores::{StoreArgs, create_dir};
 
@@ -30,7 +30,7 @@ pub struct UpArgs {
     /// The token of the data service started here (one is generated when absent),
     /// or of the one at `--datasvc-url`.
     #[command(flatten)]
-    datasvc_access: DatasvcAccessArgs,
+    datasvc_access: DataServiceArgs,
     #[arg(
         long,
         env = "PROJECTOR_ORCHESTRATOR_ADDR",
