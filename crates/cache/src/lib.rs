@@ -2,10 +2,17 @@
 //! survives restarts, with a TTL stored in each entry, versioned keys, and
 //! single-flight so that concurrent misses for one customer make one upstream call.
 //!
+//! It follows the data service's change feed: [`PortfolioCache::apply_changes`]
+//! evicts the customers that changed and records the feed position in one
+//! atomic write, and a portfolio fetched while its customer changed is not
+//! stored (each portfolio says the feed position it was read at). The TTL stays
+//! as the backstop for when the feed cannot be reached.
+//!
 //! It is a cache: the data service is the truth. A directory that cannot be
 //! opened is moved aside and started afresh, with a warning.
 
 mod entry;
+mod layout;
 mod single_flight;
 
 use std::future::Future;
@@ -13,14 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api::wire::Portfolio;
-use rusty_leveldb::{AsyncDB, Options, Status, StatusCode};
+use api::wire::{Change, Portfolio};
+use rusty_leveldb::{AsyncDB, Status, StatusCode, WriteBatch};
+use tokio::sync::Mutex;
 
 use crate::entry::Entry;
+pub use crate::layout::FeedMark;
+use crate::layout::portfolio_key;
 use crate::single_flight::SingleFlight;
 
-/// Version of the key layout and entry encoding. Bumping it leaves old entries unread.
-const LAYOUT_VERSION: u32 = 1;
+/// Fetches of one customer in one call when changes keep coming meanwhile:
+/// the last is used without being stored.
+const FETCHES_PER_CALL: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,6 +39,12 @@ pub enum Error {
     Open { path: PathBuf, detail: String },
     #[error("cache read or write failed: {0}")]
     Storage(String),
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        Error::Storage(status.to_string())
+    }
 }
 
 /// Where an answer came from.
@@ -44,20 +61,38 @@ pub struct Stats {
     pub misses: AtomicU64,
     pub expired: AtomicU64,
     pub upstream_calls: AtomicU64,
+    /// Entries evicted because their customer changed.
+    pub evictions: AtomicU64,
+    /// Portfolios fetched while their customer changed, not stored.
+    pub discarded: AtomicU64,
+    /// Times the whole cache was dropped.
+    pub epochs: AtomicU64,
 }
 
 pub struct PortfolioCache {
     db: AsyncDB,
     ttl: Duration,
     flights: SingleFlight,
+    /// The place in the change feed; held while entries are stored or evicted,
+    /// so that a store and an eviction of one customer never interleave.
+    mark: Mutex<FeedMark>,
+    /// The mark's epoch, for reads that do not wait for the mark.
+    epoch: AtomicU64,
     stats: Stats,
 }
 
 impl PortfolioCache {
     /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
     pub fn open(directory: &Path, ttl: Duration) -> Result<Self, Error> {
-        let db = match open_db_when_unlocked(directory) {
-            Ok(db) => db,
+        let mark = match when_unlocked(|| layout::tidy(directory)) {
+            Ok((mark, 0)) => mark,
+            Ok((mark, deleted)) => {
+                tracing::info!(
+                    deleted,
+                    "deleted cache entries of an earlier epoch or layout"
+                );
+                mark
+            }
             Err(status) if status.code == StatusCode::LockError => {
                 return Err(Error::Open {
                     path: directory.to_path_buf(),
@@ -75,16 +110,22 @@ impl PortfolioCache {
                     %detail,
                     "cache could not be opened; moved it aside and started an empty one"
                 );
-                open_db(directory).map_err(|status| Error::Open {
-                    path: directory.to_path_buf(),
-                    detail: status.to_string(),
-                })?
+                FeedMark::default()
             }
         };
+        let db =
+            when_unlocked(|| AsyncDB::new(directory, layout::options())).map_err(|status| {
+                Error::Open {
+                    path: directory.to_path_buf(),
+                    detail: status.to_string(),
+                }
+            })?;
         Ok(PortfolioCache {
             db,
             ttl,
             flights: SingleFlight::default(),
+            epoch: AtomicU64::new(mark.epoch),
+            mark: Mutex::new(mark),
             stats: Stats::default(),
         })
     }
@@ -95,61 +136,133 @@ impl PortfolioCache {
 
     /// The customer's portfolio from the cache, or from `fetch` on a miss or an
     /// expired entry. Concurrent callers for one customer share one `fetch`.
+    /// A portfolio read before a change the cache has already seen is fetched
+    /// again rather than stored.
     pub async fn get_or_fetch<F, Fut, E>(
         &self,
         customer_id: &str,
         fetch: F,
     ) -> Result<(Portfolio, Source), E>
     where
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<Portfolio, E>>,
         E: From<Error>,
     {
         if let Some(portfolio) = self.fresh(customer_id).await? {
             return Ok((portfolio, Source::Cache));
         }
-        let _flight = self.flights.join(customer_id).await;
+        let flight = self.flights.join(customer_id).await;
         // Whoever held the flight before us may have filled the entry.
         if let Some(portfolio) = self.fresh(customer_id).await? {
             return Ok((portfolio, Source::Cache));
         }
-        self.stats.upstream_calls.fetch_add(1, Ordering::Relaxed);
-        let portfolio = fetch().await?;
-        let ttl_millis = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        let entry = Entry::new(now_millis().saturating_add(ttl_millis), &portfolio);
-        self.db
-            .put(key(customer_id), entry.encode())
-            .await
-            .map_err(|status| Error::Storage(status.to_string()))?;
-        Ok((portfolio, Source::Upstream))
+        let mut fetches = 0;
+        loop {
+            self.stats.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            let portfolio = fetch().await?;
+            fetches += 1;
+            let mark = self.mark.lock().await;
+            let read_at = portfolio.change_position;
+            let outdated = flight.changed_at() > read_at || read_at < mark.floor;
+            if !outdated {
+                let ttl_millis = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+                let entry = Entry::new(now_millis().saturating_add(ttl_millis), &portfolio);
+                let mut batch = WriteBatch::default();
+                batch.put(&portfolio_key(mark.epoch, customer_id), &entry.encode());
+                self.write_through(batch).await?;
+                return Ok((portfolio, Source::Upstream));
+            }
+            self.stats.discarded.fetch_add(1, Ordering::Relaxed);
+            if fetches == FETCHES_PER_CALL {
+                tracing::warn!(%customer_id, "the customer keeps changing; using the latest portfolio without caching it");
+                return Ok((portfolio, Source::Upstream));
+            }
+        }
     }
 
-    /// Drops a customer's entry (its holdings changed).
-    pub async fn evict(&self, customer_id: &str) -> Result<(), Error> {
-        self.db
-            .delete(key(customer_id))
-            .await
-            .map_err(|status| Error::Storage(status.to_string()))
+    /// Where the cache stands in the change feed.
+    pub async fn feed_mark(&self) -> FeedMark {
+        self.mark.lock().await.clone()
+    }
+
+    /// Evicts the customers of `changes` (of the feed `feed_id`) whose entries
+    /// were read before their change, tells fetches under way, and moves the
+    /// cursor to `through`, in one atomic write. Returns, for each change,
+    /// whether it evicted an entry.
+    pub async fn apply_changes(
+        &self,
+        feed_id: &str,
+        changes: &[Change],
+        through: i64,
+    ) -> Result<Vec<bool>, Error> {
+        let mut mark = self.mark.lock().await;
+        let mut batch = WriteBatch::default();
+        let mut evicted = Vec::with_capacity(changes.len());
+        for change in changes {
+            self.flights.changed(&change.customer_id, change.position);
+            let key = portfolio_key(mark.epoch, &change.customer_id);
+            let stale = match self.db.get(key.clone()).await? {
+                Some(bytes) => Entry::decode(&bytes)
+                    .is_none_or(|entry| entry.portfolio.change_position < change.position),
+                None => false,
+            };
+            if stale {
+                batch.delete(&key);
+            }
+            evicted.push(stale);
+        }
+        let moved = FeedMark {
+            feed_id: feed_id.to_string(),
+            cursor: through,
+            ..mark.clone()
+        };
+        batch.put(&FeedMark::key(), &moved.encode());
+        self.write_through(batch).await?;
+        *mark = moved;
+        let count = evicted.iter().filter(|&&evicted| evicted).count();
+        self.stats
+            .evictions
+            .fetch_add(count as u64, Ordering::Relaxed);
+        Ok(evicted)
+    }
+
+    /// Drops every entry at once (a new epoch) and follows `feed_id` from
+    /// `position`: for a cache that has missed changes, or has never followed
+    /// this feed. Portfolios read before `position` are not stored after it.
+    pub async fn start_epoch(&self, feed_id: &str, position: i64) -> Result<(), Error> {
+        let mut mark = self.mark.lock().await;
+        let next = FeedMark {
+            feed_id: feed_id.to_string(),
+            cursor: position,
+            floor: position,
+            epoch: mark.epoch + 1,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(&FeedMark::key(), &next.encode());
+        self.write_through(batch).await?;
+        self.epoch.store(next.epoch, Ordering::SeqCst);
+        *mark = next;
+        self.stats.epochs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes `batch` to the log file at once: LevelDB otherwise keeps recent
+    /// writes in the process's memory, and a killed node would lose them (a
+    /// write, not an fsync: it survives the process, not the machine).
+    async fn write_through(&self, batch: WriteBatch) -> Result<(), Error> {
+        Ok(self.db.write(batch, true).await?)
     }
 
     /// Writes buffered entries to disk and closes the database.
     pub async fn close(&self) -> Result<(), Error> {
-        self.db
-            .flush()
-            .await
-            .map_err(|status| Error::Storage(status.to_string()))?;
-        self.db
-            .close()
-            .await
-            .map_err(|status| Error::Storage(status.to_string()))
+        self.db.flush().await?;
+        self.db.close().await?;
+        Ok(())
     }
 
     async fn fresh(&self, customer_id: &str) -> Result<Option<Portfolio>, Error> {
-        let stored = self
-            .db
-            .get(key(customer_id))
-            .await
-            .map_err(|status| Error::Storage(status.to_string()))?;
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let stored = self.db.get(portfolio_key(epoch, customer_id)).await?;
         let Some(bytes) = stored else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -172,26 +285,14 @@ impl PortfolioCache {
     }
 }
 
-fn key(customer_id: &str) -> Vec<u8> {
-    format!("v{LAYOUT_VERSION}/portfolio/{customer_id}").into_bytes()
-}
-
-fn open_db(directory: &Path) -> Result<AsyncDB, Status> {
-    let options = Options {
-        create_if_missing: true,
-        ..Options::default()
-    };
-    AsyncDB::new(directory, options)
-}
-
 /// A lock is not damage: a handle that was just closed releases it on its own
 /// thread a moment later, so wait for it a little before giving up.
-fn open_db_when_unlocked(directory: &Path) -> Result<AsyncDB, Status> {
+fn when_unlocked<T>(open: impl Fn() -> Result<T, Status>) -> Result<T, Status> {
     const LOCK_WAIT: Duration = Duration::from_millis(20);
     const LOCK_TRIES: u32 = 100;
     let mut tries = 0;
     loop {
-        match open_db(directory) {
+        match open() {
             Err(status) if status.code == StatusCode::LockError && tries < LOCK_TRIES => {
                 tries += 1;
                 std::thread::sleep(LOCK_WAIT);

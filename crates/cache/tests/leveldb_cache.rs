@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use api::wire::{Asset, Portfolio};
-use cache::{PortfolioCache, Source};
+use api::wire::{Asset, Change, Portfolio};
+use cache::{FeedMark, PortfolioCache, Source};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// A portfolio as the data service answers it at change position `version`
+/// (the tests move both together).
 fn portfolio(customer_id: &str, version: i64) -> Portfolio {
     Portfolio {
         customer_id: customer_id.into(),
@@ -16,7 +18,7 @@ fn portfolio(customer_id: &str, version: i64) -> Portfolio {
         base_currency: "EUR".into(),
         as_of: "2026-11-27".into(),
         version,
-        change_position: 0,
+        change_position: version,
         assets: vec![Asset {
             asset_id: 1,
             symbol: "USEQUITY-1".into(),
@@ -59,7 +61,7 @@ async fn hits_after_a_miss_and_stays_warm_across_a_restart() {
 }
 
 #[tokio::test]
-async fn an_expired_entry_is_fetched_again_and_eviction_forces_a_fetch() {
+async fn an_expired_entry_is_fetched_again() {
     let directory = tempfile::tempdir().unwrap();
     let expiring =
         PortfolioCache::open(&directory.path().join("expiring"), Duration::ZERO).unwrap();
@@ -69,13 +71,150 @@ async fn an_expired_entry_is_fetched_again_and_eviction_forces_a_fetch() {
         (portfolio("C-2", 2), Source::Upstream)
     );
     assert_eq!(expiring.stats().expired.load(Ordering::Relaxed), 2);
+}
 
-    let lasting = PortfolioCache::open(&directory.path().join("lasting"), HOUR).unwrap();
-    fetch(&lasting, "C-3", 1).await;
-    lasting.evict("C-3").await.unwrap();
+fn change(customer_id: &str, position: i64) -> Change {
+    Change {
+        position,
+        customer_id: customer_id.into(),
+        version: position,
+        changed_at_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_change_evicts_entries_read_before_it_and_moves_the_cursor_for_good() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cache");
+    let cache = PortfolioCache::open(&path, HOUR).unwrap();
+    cache.start_epoch("feed-a", 10).await.unwrap();
+    fetch(&cache, "C-3", 11).await;
+    fetch(&cache, "C-4", 13).await;
+    // C-3 changed at 12, after its entry was read; C-4's entry already
+    // reflects its change at 12; C-9 is not cached.
+    let evicted = cache
+        .apply_changes(
+            "feed-a",
+            &[change("C-3", 12), change("C-4", 12), change("C-9", 12)],
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(evicted, [true, false, false]);
     assert_eq!(
-        fetch(&lasting, "C-3", 2).await,
-        (portfolio("C-3", 2), Source::Upstream)
+        fetch(&cache, "C-3", 14).await,
+        (portfolio("C-3", 14), Source::Upstream)
+    );
+    assert_eq!(fetch(&cache, "C-4", 15).await.1, Source::Cache);
+    cache.close().await.unwrap();
+    drop(cache);
+
+    let reopened = PortfolioCache::open(&path, HOUR).unwrap();
+    let mark = reopened.feed_mark().await;
+    assert_eq!(
+        mark,
+        FeedMark {
+            feed_id: "feed-a".into(),
+            cursor: 12,
+            floor: 10,
+            epoch: 1
+        }
+    );
+    assert_eq!(fetch(&reopened, "C-3", 16).await.1, Source::Cache);
+}
+
+#[tokio::test]
+async fn a_new_epoch_drops_every_entry_and_refuses_portfolios_read_before_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cache");
+    let cache = PortfolioCache::open(&path, HOUR).unwrap();
+    for customer in ["C-1", "C-2", "C-3"] {
+        fetch(&cache, customer, 5).await;
+    }
+    cache.start_epoch("feed-b", 20).await.unwrap();
+    assert_eq!(fetch(&cache, "C-1", 21).await.1, Source::Upstream);
+    // A data service answering from before the epoch's start (a read that
+    // was under way): used, never stored.
+    assert_eq!(fetch(&cache, "C-2", 19).await.1, Source::Upstream);
+    assert_eq!(cache.stats().discarded.load(Ordering::Relaxed), 3);
+    assert_eq!(fetch(&cache, "C-2", 22).await.1, Source::Upstream);
+    assert_eq!(fetch(&cache, "C-2", 23).await.1, Source::Cache);
+    cache.close().await.unwrap();
+    drop(cache);
+
+    // The old epoch's entries are deleted at the next open.
+    let reopened = PortfolioCache::open(&path, HOUR).unwrap();
+    assert_eq!(fetch(&reopened, "C-3", 24).await.1, Source::Upstream);
+    assert_eq!(fetch(&reopened, "C-1", 25).await.1, Source::Cache);
+    reopened.close().await.unwrap();
+    drop(reopened);
+    let mut db = rusty_leveldb::DB::open(&path, rusty_leveldb::Options::default()).unwrap();
+    let mut entries = db.new_iter().unwrap();
+    let mut keys = Vec::new();
+    while let Some((key, _)) = rusty_leveldb::LdbIterator::next(&mut entries) {
+        keys.push(String::from_utf8(key).unwrap());
+    }
+    assert!(
+        keys.iter()
+            .all(|key| key == "v2/feed" || key.starts_with("v2/e1/")),
+        "{keys:?}"
+    );
+    assert_eq!(keys.len(), 4, "{keys:?}");
+}
+
+/// A fetch under way while its customer changes has read the old portfolio:
+/// it is fetched again, and what is stored is the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_under_way_when_its_customer_changes_is_not_stored() {
+    let directory = tempfile::tempdir().unwrap();
+    let cache = Arc::new(PortfolioCache::open(&directory.path().join("cache"), HOUR).unwrap());
+    cache.start_epoch("feed-c", 100).await.unwrap();
+    let (reached, reached_now) = tokio::sync::oneshot::channel::<()>();
+    let reached = Arc::new(tokio::sync::Mutex::new(Some(reached)));
+    let released = Arc::new(tokio::sync::Notify::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fetching = {
+        let (cache, reached, released, calls) = (
+            cache.clone(),
+            reached.clone(),
+            released.clone(),
+            calls.clone(),
+        );
+        tokio::spawn(async move {
+            cache
+                .get_or_fetch("C-7", || {
+                    let (reached, released, calls) =
+                        (reached.clone(), released.clone(), calls.clone());
+                    async move {
+                        let call = calls.fetch_add(1, Ordering::SeqCst);
+                        if let Some(reached) = reached.lock().await.take() {
+                            // The data service read at 100; the answer is
+                            // still on its way when the change arrives.
+                            drop(reached);
+                            released.notified().await;
+                        }
+                        Ok::<_, cache::Error>(portfolio("C-7", 100 + 2 * call as i64))
+                    }
+                })
+                .await
+                .unwrap()
+        })
+    };
+    reached_now.await.unwrap_err();
+    cache
+        .apply_changes("feed-c", &[change("C-7", 101)], 101)
+        .await
+        .unwrap();
+    released.notify_one();
+    let (used, source) = fetching.await.unwrap();
+    assert_eq!(source, Source::Upstream);
+    assert_eq!(used, portfolio("C-7", 102), "the second fetch is used");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().discarded.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        fetch(&cache, "C-7", 999).await,
+        (portfolio("C-7", 102), Source::Cache),
+        "the portfolio read after the change is the one kept"
     );
 }
 

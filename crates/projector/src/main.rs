@@ -97,6 +97,8 @@ where
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     api::server::raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()

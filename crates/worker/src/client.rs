@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use api::Secret;
-use api::wire::Portfolio;
+use api::wire::{ChangeFeed, Portfolio};
 use prost::Message;
 use rand::Rng;
 
@@ -137,6 +137,57 @@ impl DataClient {
             url: self.config.base_url.clone(),
             attempts: self.config.attempts,
             detail: last_failure,
+        })
+    }
+
+    /// One page of the change feed after `after`, waiting up to `wait` for a
+    /// change; no retries (the follower calls again).
+    pub async fn changes(
+        &self,
+        after: i64,
+        wait: Duration,
+        limit: u32,
+    ) -> Result<ChangeFeed, FetchError> {
+        let url = format!(
+            "{}/api/changes?after={after}&wait={}&limit={limit}",
+            self.config.base_url.trim_end_matches('/'),
+            wait.as_secs()
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header("accept", api::PROTOBUF)
+            .timeout(wait + self.config.request_timeout);
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let unavailable = |detail: String| FetchError::Unavailable {
+            url: url.clone(),
+            attempts: 1,
+            detail,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| unavailable(describe(&error)))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(FetchError::Unauthorized {
+                url: self.config.base_url.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| unavailable(describe(&error)))?;
+        ChangeFeed::decode(body).map_err(|error| {
+            self.rejected(
+                &url,
+                format!("the change feed is not valid Protobuf: {error}"),
+            )
         })
     }
 

@@ -1,10 +1,12 @@
 //! A worker node: registers itself among the live nodes, owns the partitions that
 //! rendezvous hashing gives it, claims as many jobs as it has free actors in one
 //! statement (its own partitions first, others' only once they have waited),
-//! reads each customer's portfolio through the node's LevelDB cache, runs the
+//! reads each customer's portfolio through the node's LevelDB cache (which
+//! follows the data service's change feed), runs the
 //! engine on a dedicated thread pool, and stores the result under the lease.
 
 mod client;
+mod feed;
 mod job;
 mod node;
 mod placement;

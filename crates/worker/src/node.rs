@@ -1,5 +1,6 @@
 //! The node's loops: membership (which partitions are ours), claiming for the
-//! free actors, the lease reaper with retention, and shutdown with a deadline.
+//! free actors, the lease reaper with retention, the change feed, and shutdown
+//! with a deadline.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::placement::owned_partitions;
 const PRUNE_BATCH: u32 = 10_000;
 /// How often finished jobs past their retention are looked for.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Longest wait at start for the changes made while the node was away.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The partitions this node owns, as of its last membership heartbeat.
 type Placement = Arc<RwLock<Arc<Vec<u32>>>>;
@@ -48,6 +51,24 @@ pub async fn run<S: JobStore>(
     ))));
     tracing::info!(node = %config.node_id, live = ?live, "worker node registered");
 
+    // Evict what changed while the node was away before its first job reads
+    // the cache; a data service that does not answer leaves the TTL in charge.
+    match tokio::time::timeout(
+        CATCH_UP_LIMIT,
+        crate::feed::catch_up(&node.cache, &node.client),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot reach the change feed at start; cached portfolios stay until their TTL")
+        }
+        Err(_) => tracing::warn!(
+            limit_seconds = CATCH_UP_LIMIT.as_secs(),
+            "the change feed is slow to answer; taking jobs while catching up"
+        ),
+    }
+
     let mut housekeeping = JoinSet::new();
     housekeeping.spawn(membership_loop(
         node.clone(),
@@ -55,6 +76,11 @@ pub async fn run<S: JobStore>(
         shutdown.clone(),
     ));
     housekeeping.spawn(reaper_loop(node.clone(), shutdown.clone()));
+    housekeeping.spawn(crate::feed::follow_changes(
+        node.cache.clone(),
+        node.client.clone(),
+        shutdown.clone(),
+    ));
     claim_loop(node.clone(), placement, shutdown).await;
     while housekeeping.join_next().await.is_some() {}
     Ok(())

@@ -37,8 +37,13 @@ CREATE VIEW changes AS
     FROM change_log
     WHERE position IS NOT NULL;
 
+-- The functions keep the data service's schema as their search path: an
+-- application writing SQL with schema-qualified names, and any search path of
+-- its own, fires them too.
+
 -- Bumps the versions of `changed` customers and logs them.
-CREATE FUNCTION log_customers_changed(changed TEXT[]) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION log_customers_changed(changed TEXT[]) RETURNS void LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     WITH bumped AS (
         UPDATE customers SET version = version + 1 WHERE id = ANY (changed) RETURNING id, version
@@ -52,7 +57,8 @@ DROP TRIGGER holdings_changed ON holdings;
 DROP FUNCTION holdings_changed();
 
 -- A holding moved from one customer to another changes both.
-CREATE FUNCTION holdings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION holdings_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM log_customers_changed(CASE TG_OP
         WHEN 'INSERT' THEN ARRAY[NEW.customer_id]
@@ -68,7 +74,8 @@ CREATE TRIGGER holdings_updated AFTER UPDATE ON holdings
     FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION holdings_changed();
 
 -- TRUNCATE fires no row triggers: every customer's holdings are gone.
-CREATE FUNCTION holdings_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION holdings_truncated() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM log_customers_changed(ARRAY(SELECT id FROM customers));
     RETURN NULL;
@@ -81,7 +88,8 @@ CREATE TRIGGER holdings_truncated AFTER TRUNCATE ON holdings
 -- A customer's own row: a new customer (a reader may have been told "not
 -- found"), a new name, currency or id, or a customer gone. The version bump of
 -- the holdings triggers sets `version` only, so it does not fire this.
-CREATE FUNCTION customer_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION customer_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO change_log (customer_id, version) VALUES (NEW.id, NEW.version);
@@ -106,7 +114,8 @@ CREATE TRIGGER customer_updated AFTER UPDATE OF id, name, base_currency ON custo
     EXECUTE FUNCTION customer_changed();
 
 -- Every customer is gone: each is logged before the rows go.
-CREATE FUNCTION customers_truncating() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION customers_truncating() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO change_log (customer_id, version) SELECT id, version + 1 FROM customers;
     PERFORM pg_notify('datasvc_changes', '');
@@ -118,7 +127,8 @@ CREATE TRIGGER customers_truncating BEFORE TRUNCATE ON customers
     FOR EACH STATEMENT EXECUTE FUNCTION customers_truncating();
 
 -- An asset's price, date, symbol or class is part of every holder's answer.
-CREATE FUNCTION asset_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION asset_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM log_customers_changed(ARRAY(SELECT customer_id FROM holdings WHERE asset_id = OLD.id));
     RETURN NULL;

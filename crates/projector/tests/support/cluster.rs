@@ -19,6 +19,8 @@ pub struct ClusterOptions {
     pub orchestrator: bool,
     /// Roles reach PostgreSQL through a proxy the test can cut.
     pub through_proxy: bool,
+    /// Options the data service gets (`--change-retention-seconds 1`, ...).
+    pub datasvc_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -29,6 +31,7 @@ impl Default for ClusterOptions {
             worker_args: Vec::new(),
             orchestrator: false,
             through_proxy: false,
+            datasvc_args: Vec::new(),
         }
     }
 }
@@ -77,12 +80,20 @@ impl TestCluster {
             orchestrator: None,
             datasvc: Process::start(
                 &[
-                    "datasvc",
-                    "--addr",
-                    "127.0.0.1:0",
-                    "--database-url",
-                    &roles_database_url,
-                ],
+                    &[
+                        "datasvc",
+                        "--addr",
+                        "127.0.0.1:0",
+                        "--database-url",
+                        &roles_database_url,
+                    ][..],
+                    &options
+                        .datasvc_args
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                ]
+                .concat(),
                 directory.path(),
                 "datasvc.log",
                 "data service",

@@ -70,7 +70,8 @@ impl Process {
             .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
             // Tests submit in bursts; the one test of the limit sets its own.
             .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
-            .env("RUST_LOG", "info")
+            // Each change a worker applies, with its lag from the commit.
+            .env("RUST_LOG", "info,worker::feed=debug")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -1,0 +1,111 @@
+//! Where things live in the LevelDB directory, and the tidying done at open.
+//!
+//! `v2/feed` holds the node's place in the data service's change feed. Each
+//! portfolio lives under its epoch: `v2/e{epoch}/portfolio/{customer}`.
+//! Dropping the whole cache (the node fell behind the retained change log) is
+//! a new epoch, one write; the old epoch's entries are unreachable at once
+//! and deleted at the next open, along with entries of earlier layouts.
+
+use std::path::Path;
+
+use rusty_leveldb::{DB, LdbIterator, Options, Status, WriteBatch};
+
+const FEED_KEY: &[u8] = b"v2/feed";
+
+/// The node's place in the change feed, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedMark {
+    /// Names the change log followed; empty before the node first reached it.
+    pub feed_id: String,
+    /// Every change up to this position has been applied.
+    pub cursor: i64,
+    /// Portfolios read before this position are not stored: changes before it
+    /// were skipped when the epoch began.
+    pub floor: i64,
+    pub epoch: u64,
+}
+
+impl FeedMark {
+    pub fn key() -> Vec<u8> {
+        FEED_KEY.to_vec()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(24 + self.feed_id.len());
+        bytes.extend_from_slice(&self.epoch.to_le_bytes());
+        bytes.extend_from_slice(&self.cursor.to_le_bytes());
+        bytes.extend_from_slice(&self.floor.to_le_bytes());
+        bytes.extend_from_slice(self.feed_id.as_bytes());
+        bytes
+    }
+
+    /// `None` for bytes that are not a mark (a damaged value).
+    pub fn decode(bytes: &[u8]) -> Option<FeedMark> {
+        let (epoch, rest) = bytes.split_first_chunk::<8>()?;
+        let (cursor, rest) = rest.split_first_chunk::<8>()?;
+        let (floor, feed_id) = rest.split_first_chunk::<8>()?;
+        Some(FeedMark {
+            feed_id: String::from_utf8(feed_id.to_vec()).ok()?,
+            cursor: i64::from_le_bytes(*cursor),
+            floor: i64::from_le_bytes(*floor),
+            epoch: u64::from_le_bytes(*epoch),
+        })
+    }
+}
+
+pub fn portfolio_key(epoch: u64, customer_id: &str) -> Vec<u8> {
+    format!("v2/e{epoch}/portfolio/{customer_id}").into_bytes()
+}
+
+pub fn options() -> Options {
+    Options {
+        create_if_missing: true,
+        ..Options::default()
+    }
+}
+
+/// Opens the directory on this thread, reads the feed mark, and deletes what
+/// no longer can be read: entries of other epochs and of earlier layouts.
+/// Returns the mark and how many entries went.
+pub fn tidy(directory: &Path) -> Result<(FeedMark, u32), Status> {
+    let mut db = DB::open(directory, options())?;
+    let mark = db
+        .get(FEED_KEY)
+        .and_then(|bytes| FeedMark::decode(&bytes))
+        .unwrap_or_default();
+    let current = format!("v2/e{}/", mark.epoch);
+    let mut stale = WriteBatch::default();
+    let mut entries = db.new_iter()?;
+    while let Some((key, _)) = entries.next() {
+        let readable = key == FEED_KEY || key.starts_with(current.as_bytes());
+        if !readable {
+            stale.delete(&key);
+        }
+    }
+    drop(entries);
+    let deleted = stale.count();
+    if deleted > 0 {
+        db.write(stale, false)?;
+    }
+    db.close()?;
+    Ok((mark, deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_mark_reads_back_as_written(epoch in any::<u64>(), cursor in any::<i64>(), floor in any::<i64>(), feed_id in "[0-9a-f-]{0,36}") {
+            let mark = FeedMark { feed_id, cursor, floor, epoch };
+            prop_assert_eq!(FeedMark::decode(&mark.encode()), Some(mark));
+        }
+
+        #[test]
+        fn damaged_marks_are_refused_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = FeedMark::decode(&bytes);
+        }
+    }
+}
