@@ -3,6 +3,8 @@
 use api::wire::Portfolio;
 use prost::Message;
 
+use crate::layout::{expiring, split_expiring};
+
 pub struct Entry {
     /// Milliseconds since the Unix epoch.
     pub expires_at: i64,
@@ -18,19 +20,15 @@ impl Entry {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = self.expires_at.to_le_bytes().to_vec();
-        self.portfolio
-            .encode(&mut bytes)
-            .expect("a Vec grows as needed");
-        bytes
+        expiring(self.expires_at, &self.portfolio.encode_to_vec())
     }
 
     /// `None` for bytes that are not an entry (a damaged value).
     pub fn decode(bytes: &[u8]) -> Option<Entry> {
-        let (expiry, body) = bytes.split_first_chunk::<8>()?;
+        let (expires_at, body) = split_expiring(bytes)?;
         let portfolio = Portfolio::decode(body).ok()?;
         Some(Entry {
-            expires_at: i64::from_le_bytes(*expiry),
+            expires_at,
             portfolio,
         })
     }

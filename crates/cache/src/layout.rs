@@ -2,6 +2,8 @@
 //!
 //! `v2/feed` holds the node's place in the data service's change feed. Each
 //! portfolio lives under its epoch: `v2/e{epoch}/portfolio/{customer}`.
+//! Computed results live under their content digest, `v2/result/{hex}`, in
+//! every epoch: the digest names the inputs, so a result is never outdated.
 //! Dropping the whole cache (the node fell behind the retained change log) is
 //! a new epoch, one write; the old epoch's entries are unreachable at once
 //! and deleted at the next open, along with entries of earlier layouts.
@@ -11,6 +13,7 @@ use std::path::Path;
 use rusty_leveldb::{DB, LdbIterator, Options, Status, WriteBatch};
 
 const FEED_KEY: &[u8] = b"v2/feed";
+const RESULT_PREFIX: &str = "v2/result/";
 
 /// The node's place in the change feed, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +60,28 @@ pub fn portfolio_key(epoch: u64, customer_id: &str) -> Vec<u8> {
     format!("v2/e{epoch}/portfolio/{customer_id}").into_bytes()
 }
 
+pub fn result_key(digest: &[u8; 32]) -> Vec<u8> {
+    let mut key = RESULT_PREFIX.as_bytes().to_vec();
+    for byte in digest {
+        key.extend_from_slice(format!("{byte:02x}").as_bytes());
+    }
+    key
+}
+
+/// A stored value behind its expiry: milliseconds since the Unix epoch, then
+/// the value's own bytes.
+pub fn expiring(expires_at: i64, value: &[u8]) -> Vec<u8> {
+    let mut bytes = expires_at.to_le_bytes().to_vec();
+    bytes.extend_from_slice(value);
+    bytes
+}
+
+/// The expiry and the value of [`expiring`] bytes; `None` for damaged bytes.
+pub fn split_expiring(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (expiry, value) = bytes.split_first_chunk::<8>()?;
+    Some((i64::from_le_bytes(*expiry), value))
+}
+
 pub fn options() -> Options {
     Options {
         create_if_missing: true,
@@ -65,9 +90,9 @@ pub fn options() -> Options {
 }
 
 /// Opens the directory on this thread, reads the feed mark, and deletes what
-/// no longer can be read: entries of other epochs and of earlier layouts.
-/// Returns the mark and how many entries went.
-pub fn tidy(directory: &Path) -> Result<(FeedMark, u32), Status> {
+/// no longer can be read: entries of other epochs and of earlier layouts, and
+/// results past their expiry. Returns the mark and how many entries went.
+pub fn tidy(directory: &Path, now_millis: i64) -> Result<(FeedMark, u32), Status> {
     let mut db = DB::open(directory, options())?;
     let mark = db
         .get(FEED_KEY)
@@ -76,8 +101,10 @@ pub fn tidy(directory: &Path) -> Result<(FeedMark, u32), Status> {
     let current = format!("v2/e{}/", mark.epoch);
     let mut stale = WriteBatch::default();
     let mut entries = db.new_iter()?;
-    while let Some((key, _)) = entries.next() {
-        let readable = key == FEED_KEY || key.starts_with(current.as_bytes());
+    while let Some((key, value)) = entries.next() {
+        let live_result = key.starts_with(RESULT_PREFIX.as_bytes())
+            && split_expiring(&value).is_some_and(|(expires_at, _)| expires_at > now_millis);
+        let readable = key == FEED_KEY || key.starts_with(current.as_bytes()) || live_result;
         if !readable {
             stale.delete(&key);
         }

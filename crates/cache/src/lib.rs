@@ -26,8 +26,11 @@ use tokio::sync::Mutex;
 
 use crate::entry::Entry;
 pub use crate::layout::FeedMark;
-use crate::layout::portfolio_key;
+use crate::layout::{expiring, portfolio_key, result_key, split_expiring};
 use crate::single_flight::SingleFlight;
+
+/// How long a computed result is kept for reuse.
+pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Fetches of one customer in one call when changes keep coming meanwhile:
 /// the last is used without being stored.
@@ -67,6 +70,8 @@ pub struct Stats {
     pub discarded: AtomicU64,
     /// Times the whole cache was dropped.
     pub epochs: AtomicU64,
+    /// Computed results found for reuse.
+    pub results_reused: AtomicU64,
 }
 
 pub struct PortfolioCache {
@@ -84,12 +89,12 @@ pub struct PortfolioCache {
 impl PortfolioCache {
     /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
     pub fn open(directory: &Path, ttl: Duration) -> Result<Self, Error> {
-        let mark = match when_unlocked(|| layout::tidy(directory)) {
+        let mark = match when_unlocked(|| layout::tidy(directory, now_millis())) {
             Ok((mark, 0)) => mark,
             Ok((mark, deleted)) => {
                 tracing::info!(
                     deleted,
-                    "deleted cache entries of an earlier epoch or layout"
+                    "deleted cache entries of an earlier epoch or layout, and expired results"
                 );
                 mark
             }
@@ -178,6 +183,32 @@ impl PortfolioCache {
                 return Ok((portfolio, Source::Upstream));
             }
         }
+    }
+
+    /// The result stored under `digest` (a digest of everything that
+    /// determines it), while it is within [`RESULT_TTL`].
+    pub async fn result(&self, digest: &[u8; 32]) -> Result<Option<String>, Error> {
+        let Some(bytes) = self.db.get(result_key(digest)).await? else {
+            return Ok(None);
+        };
+        let found = split_expiring(&bytes)
+            .filter(|(expires_at, _)| *expires_at > now_millis())
+            .and_then(|(_, json)| String::from_utf8(json.to_vec()).ok());
+        if found.is_some() {
+            self.stats.results_reused.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(found)
+    }
+
+    /// Keeps `json` for reuse under `digest` for [`RESULT_TTL`].
+    pub async fn store_result(&self, digest: &[u8; 32], json: &str) -> Result<(), Error> {
+        let ttl_millis = RESULT_TTL.as_millis() as i64;
+        let mut batch = WriteBatch::default();
+        batch.put(
+            &result_key(digest),
+            &expiring(now_millis().saturating_add(ttl_millis), json.as_bytes()),
+        );
+        self.write_through(batch).await
     }
 
     /// Where the cache stands in the change feed.

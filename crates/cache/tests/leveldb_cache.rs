@@ -295,3 +295,28 @@ async fn a_directory_in_use_is_refused_not_discarded() {
         "the cache was left alone"
     );
 }
+
+#[tokio::test]
+async fn results_are_kept_by_digest_across_epochs_and_restarts() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cache");
+    let cache = PortfolioCache::open(&path, HOUR).unwrap();
+    let digest = [7u8; 32];
+    assert_eq!(cache.result(&digest).await.unwrap(), None);
+    cache
+        .store_result(&digest, r#"{"median_final":1.5}"#)
+        .await
+        .unwrap();
+    cache.start_epoch("feed-r", 1).await.unwrap();
+    assert_eq!(
+        cache.result(&digest).await.unwrap().as_deref(),
+        Some(r#"{"median_final":1.5}"#),
+        "a result names its inputs: a new epoch keeps it"
+    );
+    assert_eq!(cache.result(&[8u8; 32]).await.unwrap(), None);
+    cache.close().await.unwrap();
+    drop(cache);
+    let reopened = PortfolioCache::open(&path, HOUR).unwrap();
+    assert!(reopened.result(&digest).await.unwrap().is_some());
+    assert_eq!(reopened.stats().results_reused.load(Ordering::Relaxed), 1);
+}

@@ -32,6 +32,12 @@ pub use shocks::{Scenario, ShockKind, Shocks};
 pub use simulate::{BLOCK_PATHS, Observer, SimulationOutput, simulate};
 pub use statistics::{Percentiles, ProjectionResult, YearOutlook, statistics};
 
+/// Names the numbers this release computes for given model inputs: results
+/// that callers keep and reuse are keyed by it. Bump it with any change that
+/// moves a result for the same inputs (the generator, the model, the
+/// statistics); `tests/determinism.rs` pins the numbers of this revision.
+pub const MODEL_REVISION: u32 = 1;
+
 /// All three stages on the current rayon pool.
 pub fn project(
     initial_values: &[f64; K],

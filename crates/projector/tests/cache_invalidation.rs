@@ -313,3 +313,96 @@ async fn a_node_behind_the_retained_log_drops_its_cache_and_jobs_complete() {
     let log = std::fs::read_to_string(cluster.directory.path().join("node-1.log")).unwrap();
     assert!(log.contains("dropping the whole cache"), "{log}");
 }
+
+/// The same request twice for an unchanged portfolio: the second is the
+/// first's result, not a second engine run; after a holdings update it is
+/// computed again, on the new portfolio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_reused_until_the_portfolio_changes() {
+    let data_dir = support::scratch_dir();
+    let system = up(data_dir.path(), &[]);
+    let gateway = system.url("gateway");
+    let customer = "C-000020";
+    let run = |job_id: &'static str| {
+        let gateway = gateway.clone();
+        async move {
+            assert_eq!(
+                submit(&gateway, &job_body(job_id, customer)).await.status(),
+                202
+            );
+            let job = finished(&gateway, job_id, Duration::from_secs(60)).await;
+            assert_eq!(job["status"], "completed", "{job}");
+            job["result"].clone()
+        }
+    };
+    let numbers = |result: &Value| {
+        let mut numbers = result.clone();
+        numbers.as_object_mut().unwrap().remove("reused");
+        numbers
+    };
+    let first = run("first").await;
+    let second = run("second").await;
+    assert_eq!(first["reused"], false);
+    assert_eq!(second["reused"], true);
+    assert_eq!(numbers(&first), numbers(&second));
+    assert_eq!(first["portfolio_version"], 1);
+    assert_eq!(first["portfolio_as_of"], "2026-11-27");
+
+    // Another tenant's identical request is computed for it: reuse across
+    // tenants would tell one what another asked for.
+    let accepted = support::post_as(
+        &format!("{gateway}/generate_projection"),
+        support::OTHER_KEY,
+        &job_body("other-tenant", customer),
+    )
+    .await;
+    assert_eq!(accepted["status"], "queued", "{accepted}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let other = loop {
+        let job = support::status_as(&gateway, support::OTHER_KEY, "other-tenant").await;
+        if job["status"] == "completed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(other["result"]["reused"], false);
+    assert_eq!(numbers(&other["result"]), numbers(&first));
+
+    let data_file = data_dir.path().join("datasvc.sqlite");
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}", data_file.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE holdings SET quantity = quantity + 10 WHERE customer_id = $1
+         AND asset_id = (SELECT MIN(asset_id) FROM holdings WHERE customer_id = $1)",
+    )
+    .bind(customer)
+    .execute(&other)
+    .await
+    .unwrap();
+    other.close().await;
+    let log = data_dir.path().join("up.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !applied_changes(&log)
+        .iter()
+        .any(|(id, _, evicted)| id == customer && *evicted)
+    {
+        assert!(Instant::now() < deadline, "the change was not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let third = run("third").await;
+    assert_eq!(third["reused"], false);
+    assert_eq!(third["portfolio_version"], 2);
+    assert!(third["total_contributions"].as_f64() > first["total_contributions"].as_f64());
+    let fourth = run("fourth").await;
+    assert_eq!(fourth["reused"], true);
+    assert_eq!(numbers(&third), numbers(&fourth));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("result reused").count(),
+        2,
+        "two engine runs for four jobs"
+    );
+}

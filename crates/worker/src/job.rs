@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::wire::{Portfolio, ProjectionParameters};
-use engine::{Assumptions, Observer, ProjectionResult, Shocks};
+use engine::{Assumptions, ModelInputs, Observer, ProjectionResult, Shocks};
 use jobstore::{Claimed, Failure, JobStore};
+use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,26 @@ use crate::client::FetchError;
 
 /// Wait between attempts to store an outcome while the job store is unreachable.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// A result, and what the job's answer says of where it came from.
+struct Completed {
+    result: ProjectionResult,
+    /// Taken from the node's result cache rather than computed.
+    reused: bool,
+    portfolio_as_of: String,
+    portfolio_version: i64,
+}
+
+impl Completed {
+    /// The job's result as the gateway serves it.
+    fn to_json(&self) -> serde_json::Result<String> {
+        let mut answer = api::wire::ProjectionResult::from(&self.result);
+        answer.reused = self.reused;
+        answer.portfolio_as_of = self.portfolio_as_of.clone();
+        answer.portfolio_version = self.portfolio_version;
+        serde_json::to_string(&answer)
+    }
+}
 
 /// Progress and cancellation shared by the engine, the heartbeat and the actor.
 struct JobControl {
@@ -38,7 +59,7 @@ impl Observer for JobControl {
 }
 
 enum Outcome {
-    Completed(ProjectionResult),
+    Completed(Completed),
     Failed(Failure),
     /// The node stops before the job could finish: it goes back to the queue.
     Abandoned,
@@ -94,7 +115,7 @@ async fn store_outcome<S: JobStore>(
     abandon: &CancellationToken,
 ) -> jobstore::Result<bool> {
     let result_json = match &outcome {
-        Outcome::Completed(result) => match serde_json::to_string(result) {
+        Outcome::Completed(completed) => match completed.to_json() {
             Ok(json) => Some(json),
             Err(error) => {
                 let reason = format!("the result could not be encoded: {error}");
@@ -160,19 +181,34 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
             ));
         }
     };
+    let inputs = match engine::model_inputs(&initial_values, &params, &Assumptions::default()) {
+        Ok(inputs) => inputs,
+        Err(error) => return permanent(error.to_string()),
+    };
+    let completed = |result, reused| {
+        Outcome::Completed(Completed {
+            result,
+            reused,
+            portfolio_as_of: portfolio.as_of.clone(),
+            portfolio_version: portfolio.version,
+        })
+    };
+    let digest = result_digest(&claim.job.owner, &inputs);
+    if let Some(result) = reusable_result(node, &digest, &claim.job.id).await {
+        return completed(result, true);
+    }
     let engine_control = control.clone();
     let projected = on_engine(&node.engine_pool, move || {
-        engine::project(
-            &initial_values,
-            &params,
-            &Assumptions::default(),
-            &Shocks::Random,
-            &*engine_control,
-        )
+        let shocks = Shocks::Random;
+        let mut simulation = engine::simulate(&inputs, &shocks, &*engine_control)?;
+        Ok(engine::statistics(&inputs, shocks.kind(), &mut simulation))
     })
     .await;
     match projected {
-        Ok(Ok(result)) => Outcome::Completed(result),
+        Ok(Ok(result)) => {
+            keep_result(node, &digest, &result).await;
+            completed(result, false)
+        }
         Ok(Err(engine::Error::Cancelled)) => {
             retry_later("the attempt was stopped".into(), claim.job.attempts)
         }
@@ -185,6 +221,62 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
             "the engine thread stopped unexpectedly".into(),
             claim.job.attempts,
         ),
+    }
+}
+
+/// Names a result by everything that determines it: the model revision, the
+/// shocks, and the model inputs (the portfolio's value by class, every
+/// parameter, the seed and the assumptions), so a changed portfolio never
+/// meets an old result. The tenant is part of the name: a result reused
+/// across tenants would tell one what another asked for.
+fn result_digest(owner: &str, inputs: &ModelInputs) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"projector model inputs\0");
+    hasher.update(owner.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(engine::MODEL_REVISION.to_le_bytes());
+    hasher.update(Shocks::Random.kind().name());
+    hasher.update(serde_json::to_vec(inputs).unwrap_or_default());
+    hasher.finalize().into()
+}
+
+/// A result computed before for the same inputs; a cache that cannot answer
+/// is a miss.
+async fn reusable_result<S: JobStore>(
+    node: &Node<S>,
+    digest: &[u8; 32],
+    job_id: &str,
+) -> Option<ProjectionResult> {
+    let stored = match node.cache.result(digest).await {
+        Ok(stored) => stored?,
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "cannot read the result cache; computing");
+            return None;
+        }
+    };
+    match serde_json::from_str(&stored) {
+        Ok(result) => {
+            tracing::info!(%job_id, "result reused: the same inputs were computed before");
+            Some(result)
+        }
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "unreadable cached result; computing");
+            None
+        }
+    }
+}
+
+async fn keep_result<S: JobStore>(node: &Node<S>, digest: &[u8; 32], result: &ProjectionResult) {
+    let kept = match serde_json::to_string(result) {
+        Ok(json) => node
+            .cache
+            .store_result(digest, &json)
+            .await
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = kept {
+        tracing::warn!(%error, "cannot keep the result for reuse");
     }
 }
 
