@@ -43,6 +43,7 @@ impl From<&engine::ProjectionResult> for wire::ProjectionResult {
             reused: false,
             portfolio_as_of: String::new(),
             portfolio_version: 0,
+            portfolio_stale: false,
         }
     }
 }
@@ -74,7 +75,12 @@ mod tests {
         let engine_json = serde_json::to_value(&result).unwrap();
         let mut wire_json = serde_json::to_value(wire::ProjectionResult::from(&result)).unwrap();
         let job_members = wire_json.as_object_mut().unwrap();
-        for member in ["reused", "portfolio_as_of", "portfolio_version"] {
+        for member in [
+            "reused",
+            "portfolio_as_of",
+            "portfolio_version",
+            "portfolio_stale",
+        ] {
             job_members.remove(member).unwrap();
         }
         assert_eq!(engine_json, wire_json);

@@ -32,6 +32,14 @@ use crate::single_flight::SingleFlight;
 /// How long a computed result is kept for reuse.
 pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How long "unknown customer" is remembered: a burst of jobs for a customer
+/// that does not exist asks the data service once. A customer created since
+/// is a change, which evicts it sooner.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// How long after its expiry an entry may still be served while the data
+/// service cannot answer.
+pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
 /// Fetches of one customer in one call when changes keep coming meanwhile:
 /// the last is used without being stored.
 const FETCHES_PER_CALL: u32 = 3;
@@ -55,6 +63,24 @@ impl From<Status> for Error {
 pub enum Source {
     Cache,
     Upstream,
+    /// An expired entry, served because the data service could not answer.
+    Stale,
+}
+
+/// What the data service answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    Portfolio(Portfolio),
+    /// The data service does not know the customer.
+    Unknown,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Found(Portfolio, Source),
+    /// The data service does not know the customer (now, or within [`NEGATIVE_TTL`]).
+    Unknown,
 }
 
 /// Counters for tests and metrics.
@@ -70,6 +96,8 @@ pub struct Stats {
     pub discarded: AtomicU64,
     /// Times the whole cache was dropped.
     pub epochs: AtomicU64,
+    /// Expired entries served while the data service could not answer.
+    pub stale_served: AtomicU64,
     /// Computed results found for reuse.
     pub results_reused: AtomicU64,
 }
@@ -142,47 +170,84 @@ impl PortfolioCache {
     /// The customer's portfolio from the cache, or from `fetch` on a miss or an
     /// expired entry. Concurrent callers for one customer share one `fetch`.
     /// A portfolio read before a change the cache has already seen is fetched
-    /// again rather than stored.
+    /// again rather than stored. When `fetch` fails with an error that
+    /// `serve_stale` accepts (the data service is down), an expired entry, if
+    /// any, is served instead ([`Source::Stale`]).
     pub async fn get_or_fetch<F, Fut, E>(
         &self,
         customer_id: &str,
         fetch: F,
-    ) -> Result<(Portfolio, Source), E>
+        serve_stale: impl Fn(&E) -> bool,
+    ) -> Result<Lookup, E>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<Portfolio, E>>,
+        Fut: Future<Output = Result<Fetched, E>>,
         E: From<Error>,
     {
-        if let Some(portfolio) = self.fresh(customer_id).await? {
-            return Ok((portfolio, Source::Cache));
+        if let Stored::Fresh(found) = self.stored(customer_id).await? {
+            return Ok(found);
         }
         let flight = self.flights.join(customer_id).await;
+        let epoch = self.epoch.load(Ordering::SeqCst);
         // Whoever held the flight before us may have filled the entry.
-        if let Some(portfolio) = self.fresh(customer_id).await? {
-            return Ok((portfolio, Source::Cache));
-        }
+        let expired = match self.stored(customer_id).await? {
+            Stored::Fresh(found) => return Ok(found),
+            Stored::Expired(portfolio) => Some(portfolio),
+            Stored::Missing => None,
+        };
         let mut fetches = 0;
         loop {
             self.stats.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            let portfolio = fetch().await?;
+            let portfolio = match fetch().await {
+                Ok(Fetched::Portfolio(portfolio)) => portfolio,
+                Ok(Fetched::Unknown) => {
+                    let mark = self.mark.lock().await;
+                    // Unknown has no feed position: kept only if nothing
+                    // changed for the customer while it was asked.
+                    if flight.changed_at() == 0 && mark.epoch == epoch {
+                        self.put(&mark, customer_id, None, NEGATIVE_TTL).await?;
+                    }
+                    return Ok(Lookup::Unknown);
+                }
+                Err(error) => match expired {
+                    Some(portfolio) if serve_stale(&error) => {
+                        self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%customer_id, as_of = %portfolio.as_of, version = portfolio.version, "the data service cannot answer; serving the expired cached portfolio");
+                        return Ok(Lookup::Found(portfolio, Source::Stale));
+                    }
+                    _ => return Err(error),
+                },
+            };
             fetches += 1;
             let mark = self.mark.lock().await;
             let read_at = portfolio.change_position;
             let outdated = flight.changed_at() > read_at || read_at < mark.floor;
             if !outdated {
-                let ttl_millis = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-                let entry = Entry::new(now_millis().saturating_add(ttl_millis), &portfolio);
-                let mut batch = WriteBatch::default();
-                batch.put(&portfolio_key(mark.epoch, customer_id), &entry.encode());
-                self.write_through(batch).await?;
-                return Ok((portfolio, Source::Upstream));
+                self.put(&mark, customer_id, Some(&portfolio), self.ttl)
+                    .await?;
+                return Ok(Lookup::Found(portfolio, Source::Upstream));
             }
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
             if fetches == FETCHES_PER_CALL {
                 tracing::warn!(%customer_id, "the customer keeps changing; using the latest portfolio without caching it");
-                return Ok((portfolio, Source::Upstream));
+                return Ok(Lookup::Found(portfolio, Source::Upstream));
             }
         }
+    }
+
+    /// Stores an answer for `ttl` under the mark's epoch (the caller holds the mark).
+    async fn put(
+        &self,
+        mark: &FeedMark,
+        customer_id: &str,
+        portfolio: Option<&Portfolio>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let ttl_millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let entry = Entry::new(now_millis().saturating_add(ttl_millis), portfolio);
+        let mut batch = WriteBatch::default();
+        batch.put(&portfolio_key(mark.epoch, customer_id), &entry.encode());
+        self.write_through(batch).await
     }
 
     /// The result stored under `digest` (a digest of everything that
@@ -233,8 +298,9 @@ impl PortfolioCache {
             self.flights.changed(&change.customer_id, change.position);
             let key = portfolio_key(mark.epoch, &change.customer_id);
             let stale = match self.db.get(key.clone()).await? {
-                Some(bytes) => Entry::decode(&bytes)
-                    .is_none_or(|entry| entry.portfolio.change_position < change.position),
+                Some(bytes) => {
+                    Entry::decode(&bytes).is_none_or(|entry| entry.outdated_by(change.position))
+                }
                 None => false,
             };
             if stale {
@@ -291,29 +357,44 @@ impl PortfolioCache {
         Ok(())
     }
 
-    async fn fresh(&self, customer_id: &str) -> Result<Option<Portfolio>, Error> {
+    async fn stored(&self, customer_id: &str) -> Result<Stored, Error> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let stored = self.db.get(portfolio_key(epoch, customer_id)).await?;
         let Some(bytes) = stored else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+            return Ok(Stored::Missing);
         };
-        match Entry::decode(&bytes) {
-            Some(entry) if entry.expires_at > now_millis() => {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                Ok(Some(entry.portfolio))
-            }
-            Some(_) => {
-                self.stats.expired.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-            None => {
-                tracing::warn!(%customer_id, "unreadable cache entry; fetching it again");
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
+        let Some(entry) = Entry::decode(&bytes) else {
+            tracing::warn!(%customer_id, "unreadable cache entry; fetching it again");
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(Stored::Missing);
+        };
+        let now = now_millis();
+        if entry.expires_at > now {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Stored::Fresh(match entry.portfolio {
+                Some(portfolio) => Lookup::Found(portfolio, Source::Cache),
+                None => Lookup::Unknown,
+            }));
         }
+        self.stats.expired.fetch_add(1, Ordering::Relaxed);
+        let stale_limit = STALE_LIMIT.as_millis() as i64;
+        Ok(match entry.portfolio {
+            Some(portfolio) if entry.expires_at.saturating_add(stale_limit) > now => {
+                Stored::Expired(portfolio)
+            }
+            _ => Stored::Missing,
+        })
     }
+}
+
+/// What the cache holds for a customer.
+enum Stored {
+    Fresh(Lookup),
+    /// Past its TTL, within [`STALE_LIMIT`]: served only if the data service
+    /// cannot answer.
+    Expired(Portfolio),
+    Missing,
 }
 
 /// A lock is not damage: a handle that was just closed releases it on its own

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api::wire::{Asset, Change, Portfolio};
-use cache::{FeedMark, PortfolioCache, Source};
+use cache::{FeedMark, Fetched, Lookup, PortfolioCache, Source};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -31,12 +31,25 @@ fn portfolio(customer_id: &str, version: i64) -> Portfolio {
 }
 
 async fn fetch(cache: &PortfolioCache, customer: &str, version: i64) -> (Portfolio, Source) {
-    cache
-        .get_or_fetch(customer, || async {
-            Ok::<_, cache::Error>(portfolio(customer, version))
-        })
-        .await
-        .unwrap()
+    found(
+        cache
+            .get_or_fetch(
+                customer,
+                || async {
+                    Ok::<_, cache::Error>(Fetched::Portfolio(portfolio(customer, version)))
+                },
+                |_| false,
+            )
+            .await
+            .unwrap(),
+    )
+}
+
+fn found(lookup: Lookup) -> (Portfolio, Source) {
+    match lookup {
+        Lookup::Found(portfolio, source) => (portfolio, source),
+        Lookup::Unknown => panic!("the customer is known"),
+    }
 }
 
 #[tokio::test]
@@ -182,21 +195,29 @@ async fn a_fetch_under_way_when_its_customer_changes_is_not_stored() {
         );
         tokio::spawn(async move {
             cache
-                .get_or_fetch("C-7", || {
-                    let (reached, released, calls) =
-                        (reached.clone(), released.clone(), calls.clone());
-                    async move {
-                        let call = calls.fetch_add(1, Ordering::SeqCst);
-                        if let Some(reached) = reached.lock().await.take() {
-                            // The data service read at 100; the answer is
-                            // still on its way when the change arrives.
-                            drop(reached);
-                            released.notified().await;
+                .get_or_fetch(
+                    "C-7",
+                    || {
+                        let (reached, released, calls) =
+                            (reached.clone(), released.clone(), calls.clone());
+                        async move {
+                            let call = calls.fetch_add(1, Ordering::SeqCst);
+                            if let Some(reached) = reached.lock().await.take() {
+                                // The data service read at 100; the answer is
+                                // still on its way when the change arrives.
+                                drop(reached);
+                                released.notified().await;
+                            }
+                            Ok::<_, cache::Error>(Fetched::Portfolio(portfolio(
+                                "C-7",
+                                100 + 2 * call as i64,
+                            )))
                         }
-                        Ok::<_, cache::Error>(portfolio("C-7", 100 + 2 * call as i64))
-                    }
-                })
+                    },
+                    |_| false,
+                )
                 .await
+                .map(found)
                 .unwrap()
         })
     };
@@ -228,13 +249,18 @@ async fn twenty_concurrent_misses_make_one_upstream_call() {
         let (cache, calls) = (cache.clone(), calls.clone());
         tasks.spawn(async move {
             cache
-                .get_or_fetch("C-4", || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    // A slow legacy service: the other 19 arrive while this call is out.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    Ok::<_, cache::Error>(portfolio("C-4", 1))
-                })
+                .get_or_fetch(
+                    "C-4",
+                    || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        // A slow legacy service: the other 19 arrive while this call is out.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, cache::Error>(Fetched::Portfolio(portfolio("C-4", 1)))
+                    },
+                    |_| false,
+                )
                 .await
+                .map(found)
                 .unwrap()
         });
     }
@@ -319,4 +345,64 @@ async fn results_are_kept_by_digest_across_epochs_and_restarts() {
     let reopened = PortfolioCache::open(&path, HOUR).unwrap();
     assert!(reopened.result(&digest).await.unwrap().is_some());
     assert_eq!(reopened.stats().results_reused.load(Ordering::Relaxed), 1);
+}
+
+/// The data service down: an expired entry serves (marked stale) for errors
+/// the caller says are an outage, never for others, and never once evicted.
+#[tokio::test]
+async fn an_expired_entry_serves_while_the_data_service_is_down() {
+    let directory = tempfile::tempdir().unwrap();
+    let cache = PortfolioCache::open(&directory.path().join("cache"), Duration::ZERO).unwrap();
+    cache.start_epoch("feed-s", 1).await.unwrap();
+    fetch(&cache, "C-1", 2).await;
+    let down = || async { Err::<Fetched, _>(cache::Error::Storage("down".into())) };
+    let outage = |error: &cache::Error| matches!(error, cache::Error::Storage(_));
+    assert_eq!(
+        found(cache.get_or_fetch("C-1", down, outage).await.unwrap()),
+        (portfolio("C-1", 2), Source::Stale)
+    );
+    assert!(cache.get_or_fetch("C-1", down, |_| false).await.is_err());
+    assert!(
+        cache.get_or_fetch("C-2", down, outage).await.is_err(),
+        "nothing cached: nothing to serve"
+    );
+    cache
+        .apply_changes("feed-s", &[change("C-1", 3)], 3)
+        .await
+        .unwrap();
+    assert!(
+        cache.get_or_fetch("C-1", down, outage).await.is_err(),
+        "an entry a change evicted is not served stale"
+    );
+    assert_eq!(cache.stats().stale_served.load(Ordering::Relaxed), 1);
+}
+
+/// "Unknown customer" is remembered briefly, and forgotten when the customer
+/// changes (it was created).
+#[tokio::test]
+async fn an_unknown_customer_is_remembered_until_it_changes() {
+    let directory = tempfile::tempdir().unwrap();
+    let cache = PortfolioCache::open(&directory.path().join("cache"), HOUR).unwrap();
+    cache.start_epoch("feed-u", 1).await.unwrap();
+    let calls = AtomicUsize::new(0);
+    let unknown = || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, cache::Error>(Fetched::Unknown)
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            cache
+                .get_or_fetch("C-404", unknown, |_| false)
+                .await
+                .unwrap(),
+            Lookup::Unknown
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let evicted = cache
+        .apply_changes("feed-u", &[change("C-404", 2)], 2)
+        .await
+        .unwrap();
+    assert_eq!(evicted, [true]);
+    assert_eq!(fetch(&cache, "C-404", 2).await.1, Source::Upstream);
 }

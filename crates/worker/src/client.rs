@@ -1,6 +1,11 @@
 //! The data-service client: bounded timeouts, and retries with exponential
 //! backoff and full jitter for timeouts, connection errors and 5xx only. A 404
 //! is an answer, not a fault: it is never retried.
+//!
+//! Portfolio requests pass a bulkhead (at most `max_concurrent_fetches` at once
+//! per node; the rest wait) and a circuit breaker that opens after
+//! `breaker_failures` failures in a row, refuses calls at once while open, and
+//! lets one probe through every `breaker_open` until one succeeds.
 
 use std::time::Duration;
 
@@ -8,6 +13,12 @@ use api::Secret;
 use api::wire::{ChangeFeed, Portfolio};
 use prost::Message;
 use rand::Rng;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower_circuitbreaker::{CircuitBreakerConfig, CircuitBreakerError, CircuitState};
+
+/// Portfolio requests through the bulkhead and the breaker.
+type Calls = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -22,6 +33,12 @@ pub struct ClientConfig {
     pub attempts: u32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Portfolio requests in flight at once from this node.
+    pub max_concurrent_fetches: usize,
+    /// Failures in a row that open the circuit.
+    pub breaker_failures: usize,
+    /// How long the circuit stays open before a probe.
+    pub breaker_open: Duration,
 }
 
 impl ClientConfig {
@@ -34,6 +51,9 @@ impl ClientConfig {
             attempts: 4,
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(2),
+            max_concurrent_fetches: 8,
+            breaker_failures: 5,
+            breaker_open: Duration::from_secs(1),
         }
     }
 }
@@ -65,17 +85,31 @@ pub enum FetchError {
 #[derive(Clone)]
 pub struct DataClient {
     http: reqwest::Client,
+    portfolio_calls: Calls,
     config: ClientConfig,
 }
 
 impl DataClient {
+    /// Needs a tokio runtime: the breaker's calls are queued to a task.
     pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
-        Ok(DataClient { http, config })
+        let portfolio_calls = guarded(http.clone(), &config);
+        Ok(DataClient {
+            http,
+            portfolio_calls,
+            config,
+        })
+    }
+
+    /// One portfolio request through the bulkhead and the breaker.
+    async fn call(&self, request: reqwest::Request) -> Result<reqwest::Response, CallError> {
+        let mut calls = self.portfolio_calls.clone();
+        let ready = calls.ready().await.map_err(CallError::from_box)?;
+        ready.call(request).await.map_err(CallError::from_box)
     }
 
     pub async fn portfolio(&self, customer_id: &str) -> Result<Portfolio, FetchError> {
@@ -92,15 +126,27 @@ impl DataClient {
             if let Some(token) = &self.config.token {
                 request = request.bearer_auth(token.expose());
             }
-            let outcome = request.send().await;
-            let response = match outcome {
+            let request = request
+                .build()
+                .map_err(|error| self.rejected(&url, describe(&error)))?;
+            let response = match self.call(request).await {
                 Ok(response) => response,
-                Err(error) if error.is_timeout() || error.is_connect() || error.is_request() => {
+                Err(CallError::Open) => {
+                    last_failure = format!(
+                        "the circuit breaker is open after {} failures in a row; it lets a probe through every {:?}",
+                        self.config.breaker_failures, self.config.breaker_open
+                    );
+                    continue;
+                }
+                Err(CallError::Http(error))
+                    if error.is_timeout() || error.is_connect() || error.is_request() =>
+                {
                     last_failure = describe(&error);
                     tracing::warn!(%url, attempt, failure = %last_failure, "data service call failed; retrying");
                     continue;
                 }
-                Err(error) => return Err(self.rejected(&url, describe(&error))),
+                Err(CallError::Http(error)) => return Err(self.rejected(&url, describe(&error))),
+                Err(CallError::Other(detail)) => return Err(self.rejected(&url, detail)),
             };
             let status = response.status();
             if status == reqwest::StatusCode::NOT_FOUND {
@@ -207,6 +253,67 @@ impl DataClient {
             detail,
         }
     }
+}
+
+/// Why a guarded call did not answer.
+enum CallError {
+    /// The circuit is open: nothing was sent.
+    Open,
+    Http(reqwest::Error),
+    Other(String),
+}
+
+impl CallError {
+    fn from_box(error: BoxError) -> CallError {
+        let error = match error.downcast::<CircuitBreakerError<reqwest::Error>>() {
+            Ok(breaker) => match *breaker {
+                CircuitBreakerError::OpenCircuit => return CallError::Open,
+                CircuitBreakerError::Inner(error) => return CallError::Http(error),
+            },
+            Err(error) => error,
+        };
+        match error.downcast::<reqwest::Error>() {
+            Ok(error) => CallError::Http(*error),
+            Err(error) => CallError::Other(error.to_string()),
+        }
+    }
+}
+
+/// `http` behind the bulkhead and the breaker. A 5xx, a timeout or a refused
+/// connection is a failure; any other answer (a 404 too) is a success.
+fn guarded(http: reqwest::Client, config: &ClientConfig) -> Calls {
+    let breaker = CircuitBreakerConfig::<reqwest::Response, reqwest::Error>::builder()
+        .name("data service")
+        .sliding_window_size(config.breaker_failures)
+        .minimum_number_of_calls(config.breaker_failures)
+        .failure_rate_threshold(1.0)
+        .wait_duration_in_open(config.breaker_open)
+        .permitted_calls_in_half_open(1)
+        .failure_classifier(
+            |result: &Result<reqwest::Response, reqwest::Error>| match result {
+                Ok(response) => response.status().is_server_error(),
+                Err(_) => true,
+            },
+        )
+        .on_state_transition(|from, to| match to {
+            CircuitState::Open => tracing::warn!(
+                ?from,
+                "the data service keeps failing: circuit open, probing it once a while"
+            ),
+            CircuitState::Closed => {
+                tracing::info!(?from, "the data service answers again: circuit closed")
+            }
+            CircuitState::HalfOpen => tracing::debug!("probing the data service"),
+        })
+        .build();
+    let limit = config.max_concurrent_fetches.max(1);
+    let breaking = breaker.layer::<_, reqwest::Request>(http);
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .concurrency_limit(limit)
+            .buffer(limit)
+            .service(breaking),
+    )
 }
 
 /// The error and its causes on one line ("connection refused" lives in a cause).

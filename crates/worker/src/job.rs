@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use cache::{Fetched, Lookup, Source};
+
 use crate::Node;
 use crate::client::FetchError;
 
@@ -25,6 +27,8 @@ struct Completed {
     reused: bool,
     portfolio_as_of: String,
     portfolio_version: i64,
+    /// The portfolio was an expired cache entry: the data service was down.
+    portfolio_stale: bool,
 }
 
 impl Completed {
@@ -34,6 +38,7 @@ impl Completed {
         answer.reused = self.reused;
         answer.portfolio_as_of = self.portfolio_as_of.clone();
         answer.portfolio_version = self.portfolio_version;
+        answer.portfolio_stale = self.portfolio_stale;
         serde_json::to_string(&answer)
     }
 }
@@ -157,10 +162,24 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
     let customer_id = parameters.customer_id.as_str();
     let fetched = node
         .cache
-        .get_or_fetch(customer_id, || node.client.portfolio(customer_id))
+        .get_or_fetch(
+            customer_id,
+            || async {
+                match node.client.portfolio(customer_id).await {
+                    Ok(portfolio) => Ok(Fetched::Portfolio(portfolio)),
+                    Err(FetchError::NotFound(_)) => Ok(Fetched::Unknown),
+                    Err(error) => Err(error),
+                }
+            },
+            // Down, not wrong: an expired portfolio is better than none.
+            |error| matches!(error, FetchError::Unavailable { .. }),
+        )
         .await;
-    let portfolio = match fetched {
-        Ok((portfolio, _source)) => portfolio,
+    let (portfolio, stale) = match fetched {
+        Ok(Lookup::Found(portfolio, source)) => (portfolio, source == Source::Stale),
+        Ok(Lookup::Unknown) => {
+            return permanent(format!("customer {customer_id:?} not found"));
+        }
         Err(FetchError::NotFound(customer)) => {
             return permanent(format!("customer {customer:?} not found"));
         }
@@ -191,6 +210,7 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
             reused,
             portfolio_as_of: portfolio.as_of.clone(),
             portfolio_version: portfolio.version,
+            portfolio_stale: stale,
         })
     };
     let digest = result_digest(&claim.job.owner, &inputs);
