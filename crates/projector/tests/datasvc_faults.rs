@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use database::testing::TestDatabase;
 use serde_json::Value;
 use support::faults::{FaultProxy, Faults};
 use support::{Process, finished, job_body, status, submit, up};
@@ -31,14 +32,29 @@ async fn until_finished(gateway: &str, job_ids: &[String], within: Duration) -> 
     jobs
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_jobs_complete_when_a_third_of_the_data_service_answers_fail() {
+    jobs_complete_when_a_third_of_the_data_service_answers_fail(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_jobs_complete_when_a_third_of_the_data_service_answers_fail() {
+    let database = TestDatabase::create().await;
+    jobs_complete_when_a_third_of_the_data_service_answers_fail(&[
+        "--database-url",
+        database.url(),
+    ])
+    .await;
+}
+
 /// 30% of the data service's answers are resets or 500s: 500 jobs over 50
 /// customers all complete, each with one stored result.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_complete_when_a_third_of_the_data_service_answers_fail() {
+async fn jobs_complete_when_a_third_of_the_data_service_answers_fail(stores: &[&str]) {
     let data_dir = support::scratch_dir();
     // No cache: every job asks the data service.
-    let (_datasvc, proxy, system) =
-        behind_a_proxy(data_dir.path(), &["--cache-ttl-seconds", "0"]).await;
+    let mut args = vec!["--cache-ttl-seconds", "0"];
+    args.extend_from_slice(stores);
+    let (_datasvc, proxy, system) = behind_a_proxy(data_dir.path(), &args).await;
     let gateway = system.url("gateway");
     proxy.set(Faults {
         latency: Duration::from_millis(2),
@@ -92,7 +108,10 @@ async fn a_black_holed_data_service_serves_stale_and_is_probed_gently() {
         ..Faults::default()
     });
     let dark_from = Instant::now();
-    assert_eq!(submit(&gateway, &job_body("stale", cached)).await.status(), 202);
+    assert_eq!(
+        submit(&gateway, &job_body("stale", cached)).await.status(),
+        202
+    );
     let mut uncached = Vec::new();
     for n in 0..10 {
         let job_id = format!("uncached-{n}");

@@ -7,6 +7,9 @@
 //!   accepted job and reads the idle resident memory.
 //! - `locality`: 1,000 jobs over 100 customers through an external data service;
 //!   prints data-service requests per job.
+//! - `churn`: 10,000 jobs over 1,000 customers while 1% of the customers have
+//!   their holdings changed by SQL each second; prints data-service requests
+//!   against the distinct (customer, version) pairs the jobs used.
 //! - `cluster`: every role its own process on a fresh PostgreSQL database (on the
 //!   server `PROJECTOR_TEST_DATABASE_URL` names): trivial jobs worked end to end
 //!   through the worker processes, commit-to-claim latency with an idle worker,
@@ -54,6 +57,18 @@ enum Mode {
     },
     Startup,
     Locality,
+    Churn {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 1_000)]
+        customers: usize,
+        /// Seconds over which the jobs are submitted, at an even pace.
+        #[arg(long, default_value_t = 50)]
+        seconds: u64,
+        /// Share of the customers changed each second.
+        #[arg(long, default_value_t = 0.01)]
+        change_rate: f64,
+    },
     Cluster {
         /// Worker processes.
         #[arg(long, default_value_t = 3)]
@@ -107,6 +122,12 @@ async fn main() -> Result<()> {
         }
         Mode::Startup => startup(&args.binary).await,
         Mode::Locality => locality(&args.binary).await,
+        Mode::Churn {
+            jobs,
+            customers,
+            seconds,
+            change_rate,
+        } => churn(&args.binary, jobs, customers, seconds, change_rate).await,
         Mode::Cluster {
             workers,
             jobs,
@@ -119,7 +140,7 @@ struct Cluster {
     child: Child,
     gateway: String,
     datasvc: String,
-    _directory: tempfile::TempDir,
+    directory: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -161,7 +182,7 @@ impl Cluster {
             gateway: find("gateway")?,
             datasvc: find("data")?,
             child,
-            _directory: directory,
+            directory,
         })
     }
 }
@@ -342,21 +363,7 @@ async fn locality(binary: &PathBuf) -> Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     for index in 0..jobs {
-        loop {
-            let job: Value = client
-                .get(format!("{}/job_status/loc-{index}", cluster.gateway))
-                .header("x-api-key", KEY)
-                .send()
-                .await?
-                .json()
-                .await?;
-            match job["status"].as_str() {
-                Some("completed") => break,
-                Some("failed") => bail!("job {index} failed: {}", job["error"]),
-                _ if Instant::now() > deadline => bail!("job {index} did not finish in time"),
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        completed(&client, &cluster.gateway, &format!("loc-{index}"), deadline).await?;
     }
     let requests = datasvc_requests(&client, &cluster.datasvc).await? as f64;
     println!(
@@ -364,4 +371,116 @@ async fn locality(binary: &PathBuf) -> Result<()> {
         requests / jobs as f64
     );
     Ok(())
+}
+
+/// Jobs at an even pace while a share of the customers changes each second:
+/// the data service should be asked about once per (customer, version) that
+/// a job used, however many jobs there are.
+async fn churn(
+    binary: &PathBuf,
+    jobs: usize,
+    customers: usize,
+    seconds: u64,
+    change_rate: f64,
+) -> Result<()> {
+    let cluster = Cluster::start(binary, &[])?;
+    let client = reqwest::Client::new();
+    let data_file = cluster.directory.path().join("datasvc.sqlite");
+    let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", data_file.display())).await?;
+    let changes_per_second = ((customers as f64 * change_rate).round() as usize).max(1);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let changing = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut changed = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                for _ in 0..changes_per_second {
+                    let customer = 1 + rand::random_range(0..customers);
+                    sqlx::query(
+                        "UPDATE holdings SET quantity = quantity + 1 WHERE customer_id = $1
+                         AND asset_id = (SELECT MIN(asset_id) FROM holdings WHERE customer_id = $1)",
+                    )
+                    .bind(format!("C-{customer:06}"))
+                    .execute(&writer)
+                    .await?;
+                    changed += 1;
+                }
+            }
+            anyhow::Ok(changed)
+        })
+    };
+    let pace = Duration::from_secs(seconds).div_f64(jobs as f64);
+    let started = Instant::now();
+    for index in 0..jobs {
+        tokio::time::sleep_until((started + pace.mul_f64(index as f64)).into()).await;
+        let customer = 1 + rand::random_range(0..customers) as u32;
+        let status = post(
+            &client,
+            &cluster.gateway,
+            &job(&format!("churn-{index}"), customer, 500, 5),
+        )
+        .await?;
+        if status != 202 {
+            bail!("job {index} was answered {status}");
+        }
+    }
+    let mut used = std::collections::HashSet::new();
+    let mut reused = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for index in 0..jobs {
+        let job = completed(
+            &client,
+            &cluster.gateway,
+            &format!("churn-{index}"),
+            deadline,
+        )
+        .await?;
+        used.insert((
+            job["customer_id"].as_str().unwrap_or_default().to_string(),
+            job["result"]["portfolio_version"]
+                .as_i64()
+                .unwrap_or_default(),
+        ));
+        if job["result"]["reused"] == true {
+            reused += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let changed = changing.await??;
+    let requests = datasvc_requests(&client, &cluster.datasvc).await?;
+    println!(
+        "{jobs} jobs over {customers} customers in {:.0} s, {changed} holdings changes ({changes_per_second} a second): \
+         {requests} data-service requests for {} distinct (customer, version) pairs used ({:.3} requests per pair, {:.3} per job); {reused} results reused",
+        started.elapsed().as_secs_f64(),
+        used.len(),
+        requests as f64 / used.len() as f64,
+        requests as f64 / jobs as f64,
+    );
+    Ok(())
+}
+
+/// The job's status once it completed; an error if it failed or is late.
+async fn completed(
+    client: &reqwest::Client,
+    gateway: &str,
+    job_id: &str,
+    deadline: Instant,
+) -> Result<Value> {
+    loop {
+        let job: Value = client
+            .get(format!("{gateway}/job_status/{job_id}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match job["status"].as_str() {
+            Some("completed") => return Ok(job),
+            Some("failed") => bail!("job {job_id} failed: {}", job["error"]),
+            _ if Instant::now() > deadline => bail!("job {job_id} did not finish in time"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
