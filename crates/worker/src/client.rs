@@ -146,7 +146,11 @@ impl DataClient {
                     continue;
                 }
                 Err(CallError::Http(error)) => return Err(self.rejected(&url, describe(&error))),
-                Err(CallError::Other(detail)) => return Err(self.rejected(&url, detail)),
+                // The client's own queue failed, not the request: try again.
+                Err(CallError::Other(detail)) => {
+                    last_failure = detail;
+                    continue;
+                }
             };
             let status = response.status();
             if status == reqwest::StatusCode::NOT_FOUND {
