@@ -390,8 +390,9 @@ async fn a_tenants_backlog_of_huge_jobs_does_not_starve_another_tenant() {
     let data_dir = scratch_dir();
     let cluster = up(data_dir.path(), &["--workers", "2"]);
     let gateway = cluster.url("gateway");
+    // Seeds of their own: each is an engine run, none a reused result.
     for index in 0..40 {
-        let huge = serde_json::json!({"job_id": format!("huge-{index}"), "parameters": {"customer_id": "C-000001", "time_horizon_years": 50, "risk_profile": "aggressive", "paths": 200000}});
+        let huge = serde_json::json!({"job_id": format!("huge-{index}"), "parameters": {"customer_id": "C-000001", "time_horizon_years": 50, "risk_profile": "aggressive", "paths": 200000, "seed": index}});
         assert_eq!(submit(&gateway, &huge).await.status(), 202);
     }
     let started = std::time::Instant::now();
