@@ -7,7 +7,7 @@
 //! can be.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use api::wire::ChangeFeed;
 use cache::{FeedMark, PortfolioCache};
@@ -123,7 +123,7 @@ async fn apply(
     let evicted = cache
         .apply_changes(&page.feed_id, &page.changes, through)
         .await?;
-    let now = now_ms();
+    let now = jobstore::now_millis();
     for (change, evicted) in page.changes.iter().zip(evicted) {
         tracing::debug!(
             customer = %change.customer_id,
@@ -135,10 +135,4 @@ async fn apply(
         );
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
