@@ -11,6 +11,7 @@ mod allocation;
 mod assets;
 mod error;
 mod isa;
+mod normal;
 mod params;
 mod quantile;
 pub mod rng;
@@ -18,6 +19,7 @@ mod shocks;
 mod simulate;
 mod statistics;
 mod vmath;
+mod ziggurat_tables;
 
 pub use allocation::{GLIDE_STEP, RiskProfile, weights_by_year};
 pub use assets::{AssetClass, Assumptions, BENCHMARK_PORTFOLIO, K, cholesky};
@@ -36,7 +38,7 @@ pub use statistics::{Percentiles, ProjectionResult, YearOutlook, statistics};
 /// that callers keep and reuse are keyed by it. Bump it with any change that
 /// moves a result for the same inputs (the generator, the model, the
 /// statistics); `tests/determinism.rs` pins the numbers of this revision.
-pub const MODEL_REVISION: u32 = 1;
+pub const MODEL_REVISION: u32 = 2;
 
 /// All three stages on the current rayon pool.
 pub fn project(

@@ -9,8 +9,8 @@
 //! these constants only, never on threads or scheduling.
 //!
 //! Xoshiro256+ rather than ++: its authors' choice for floating-point output,
-//! whose top bits (the only ones used, see [`crate::vmath::one_to_two`]) are of
-//! full quality, and two operations cheaper per word.
+//! and two operations cheaper per word. Its lowest three bits are weak (low
+//! linear complexity), so the normals (see [`crate::normal`]) use none of them.
 
 /// Number of independent streams a block advances together.
 pub const LANES: usize = 8;
@@ -58,18 +58,83 @@ impl LaneRng {
     #[inline(always)]
     pub fn fill(&mut self, out: &mut [u64]) {
         for chunk in out.chunks_exact_mut(LANES) {
-            let [s0, s1, s2, s3] = &mut self.state;
-            for lane in 0..LANES {
-                chunk[lane] = s0[lane].wrapping_add(s3[lane]);
-                let t = s1[lane] << 17;
-                s2[lane] ^= s0[lane];
-                s3[lane] ^= s1[lane];
-                s1[lane] ^= s2[lane];
-                s0[lane] ^= s3[lane];
-                s2[lane] ^= t;
-                s3[lane] = s3[lane].rotate_left(45);
+            for (lane, word) in chunk.iter_mut().enumerate() {
+                *word = self.next_of(lane);
             }
         }
+    }
+
+    /// The next output of one lane alone.
+    #[inline(always)]
+    pub fn next_of(&mut self, lane: usize) -> u64 {
+        let [s0, s1, s2, s3] = &mut self.state;
+        let output = s0[lane].wrapping_add(s3[lane]);
+        let t = s1[lane] << 17;
+        s2[lane] ^= s0[lane];
+        s3[lane] ^= s1[lane];
+        s1[lane] ^= s2[lane];
+        s0[lane] ^= s3[lane];
+        s2[lane] ^= t;
+        s3[lane] = s3[lane].rotate_left(45);
+        output
+    }
+}
+
+/// The [`LANES`] generators held in AVX2 registers, two per state word.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct Avx2Lanes {
+    state: [[std::arch::x86_64::__m256i; 2]; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl LaneRng {
+    /// Loads the state into registers; [`LaneRng::store_avx2`] puts it back.
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn load_avx2(&self) -> Avx2Lanes {
+        use std::arch::x86_64::_mm256_loadu_si256;
+        // SAFETY: each read is four in-bounds words of a `[u64; LANES]` row.
+        let state = self.state.map(|row| unsafe {
+            [
+                _mm256_loadu_si256(row.as_ptr().cast()),
+                _mm256_loadu_si256(row.as_ptr().add(4).cast()),
+            ]
+        });
+        Avx2Lanes { state }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn store_avx2(&mut self, lanes: Avx2Lanes) {
+        use std::arch::x86_64::_mm256_storeu_si256;
+        for (row, [low, high]) in self.state.iter_mut().zip(lanes.state) {
+            // SAFETY: each write is four in-bounds words of a `[u64; LANES]` row.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr().cast(), low);
+                _mm256_storeu_si256(row.as_mut_ptr().add(4).cast(), high);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2Lanes {
+    /// The next output of every lane (lanes 0-3, then 4-7): the same step as
+    /// [`LaneRng::fill`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn next(&mut self) -> [std::arch::x86_64::__m256i; 2] {
+        use std::arch::x86_64::*;
+        std::array::from_fn(|half| {
+            let [s0, s1, s2, s3] = self.state.each_mut().map(|word| &mut word[half]);
+            let output = _mm256_add_epi64(*s0, *s3);
+            let t = _mm256_slli_epi64::<17>(*s1);
+            *s2 = _mm256_xor_si256(*s2, *s0);
+            *s3 = _mm256_xor_si256(*s3, *s1);
+            *s1 = _mm256_xor_si256(*s1, *s2);
+            *s0 = _mm256_xor_si256(*s0, *s3);
+            *s2 = _mm256_xor_si256(*s2, t);
+            *s3 = _mm256_or_si256(_mm256_slli_epi64::<45>(*s3), _mm256_srli_epi64::<19>(*s3));
+            output
+        })
     }
 }
 

@@ -1,11 +1,11 @@
-//! Branch-free `exp`, `ln` and `sin`/`cos` written so that a loop over them
-//! vectorises (AVX2 has no f64 <-> i64 conversion, so integer parts travel
-//! through the bits of doubles). `exp` is within 2 ulp of the correctly rounded
-//! result, which keeps the model's exact checks at 1e-12; `ln` and `sincos` only
-//! shape random normals, where 1e-11 is far below any Monte Carlo error, and are
-//! kept short for speed.
+//! Branch-free `exp` and `ln` written so that a loop over them vectorises (AVX2
+//! has no f64 <-> i64 conversion, so integer parts travel through the bits of
+//! doubles), and the same on every machine. `exp` is within 2 ulp of the
+//! correctly rounded result, which keeps the model's exact checks at 1e-12;
+//! `ln` only shapes the rare tail of the random normals, where 1e-11 is far
+//! below any Monte Carlo error.
 
-use std::f64::consts::{FRAC_PI_2, LOG2_E};
+use std::f64::consts::LOG2_E;
 
 /// `1.5 * 2^52`: adding it rounds a double of magnitude below 2^51 to an integer,
 /// which then sits in the low bits of the sum.
@@ -30,35 +30,106 @@ fn horner(x: f64, coefficients_high_to_low: &[f64]) -> f64 {
     result
 }
 
-/// `1/n!` for n = 13 down to 2: the Taylor series of `(e^r - 1 - r) / r^2`.
+/// `1/(j+2)!` for j = 0 to 11: the Taylor series of `(e^r - 1 - r) / r^2`.
 const EXP_TAYLOR: [f64; 12] = [
-    1.0 / 6_227_020_800.0,
-    1.0 / 479_001_600.0,
-    1.0 / 39_916_800.0,
-    1.0 / 3_628_800.0,
-    1.0 / 362_880.0,
-    1.0 / 40_320.0,
-    1.0 / 5_040.0,
-    1.0 / 720.0,
-    1.0 / 120.0,
-    1.0 / 24.0,
-    1.0 / 6.0,
     0.5,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5_040.0,
+    1.0 / 40_320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 6_227_020_800.0,
 ];
+
+const EXP_LOWEST: f64 = -708.0;
+const EXP_HIGHEST: f64 = 709.0;
 
 /// `e^x` for x in [-708, 709] (clamped outside).
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    let x = x.clamp(-708.0, 709.0);
-    let shifted = x * LOG2_E + ROUNDING_MAGIC;
-    let n = shifted - ROUNDING_MAGIC;
+    exp_lanes([x], &ExpConstants::new())[0]
+}
+
+/// `a` if it is the larger, else `b`: one instruction (`maxpd`), where
+/// `f64::max` needs a NaN check besides.
+#[inline(always)]
+pub fn larger(a: f64, b: f64) -> f64 {
+    if a > b { a } else { b }
+}
+
+/// The constants of [`exp`], each repeated over `W` lanes. Read through
+/// [`std::hint::black_box`] they stay in memory, and a loop over lanes takes
+/// each as an operand of the instruction that needs it; as known constants
+/// they would be broadcast into registers again for every use, since AVX2 has
+/// too few registers to hold them all.
+pub struct ExpConstants<const W: usize> {
+    log2_e: [f64; W],
+    magic: [f64; W],
+    minus_ln2_hi: [f64; W],
+    minus_ln2_lo: [f64; W],
+    taylor: [[f64; W]; 12],
+    one: [f64; W],
+}
+
+impl<const W: usize> ExpConstants<W> {
+    #[inline(always)]
+    pub fn new() -> Self {
+        ExpConstants {
+            log2_e: [LOG2_E; W],
+            magic: [ROUNDING_MAGIC; W],
+            minus_ln2_hi: [-LN2_HI; W],
+            minus_ln2_lo: [-LN2_LO; W],
+            taylor: EXP_TAYLOR.map(|coefficient| [coefficient; W]),
+            one: [1.0; W],
+        }
+    }
+}
+
+/// [`exp`] of `W` lanes side by side.
+///
+/// Written step by step over all lanes rather than lane by lane, so that the
+/// compiled code interleaves the lanes' dependency chains: the out-of-order
+/// core then always has independent work, where one long chain after another
+/// would fill its scheduler with instructions that wait.
+#[inline(always)]
+pub fn exp_lanes<const W: usize>(x: [f64; W], k: &ExpConstants<W>) -> [f64; W] {
+    let each = |f: &dyn Fn(usize) -> f64| -> [f64; W] {
+        let mut out = [0.0; W];
+        for lane in 0..W {
+            out[lane] = f(lane);
+        }
+        out
+    };
+    // Known bounds, not read from `k`: a bound that might be NaN would cost a
+    // NaN check besides each `max` and `min`.
+    let x = each(&|i| x[i].clamp(EXP_LOWEST, EXP_HIGHEST));
+    let shifted = each(&|i| x[i] * k.log2_e[i] + k.magic[i]);
+    let n = each(&|i| shifted[i] - k.magic[i]);
     // |r| <= ln(2)/2, where the Taylor series to degree 13 is exact to 4e-18.
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let r = each(&|i| n[i].mul_add(k.minus_ln2_hi[i], x[i]));
+    let r = each(&|i| n[i].mul_add(k.minus_ln2_lo[i], r[i]));
+    // The series by Estrin's scheme: a tree of depth four rather than a chain
+    // of eleven multiply-adds.
+    let r2 = each(&|i| r[i] * r[i]);
+    let r4 = each(&|i| r2[i] * r2[i]);
+    let r8 = each(&|i| r4[i] * r4[i]);
+    let c = &k.taylor;
+    let pair = |j: usize| each(&|i| c[2 * j + 1][i].mul_add(r[i], c[2 * j][i]));
+    let (p0, p1, p2, p3, p4, p5) = (pair(0), pair(1), pair(2), pair(3), pair(4), pair(5));
+    let low = each(&|i| p1[i].mul_add(r2[i], p0[i]));
+    let middle = each(&|i| p3[i].mul_add(r2[i], p2[i]));
+    let high = each(&|i| p5[i].mul_add(r2[i], p4[i]));
+    let p = each(&|i| middle[i].mul_add(r4[i], low[i]));
+    let p = each(&|i| r8[i].mul_add(high[i], p[i]));
     // e^r = 1 + (r + r^2 p(r)): adding the small terms first keeps the rounding small.
-    let exp_r = 1.0 + (r * r).mul_add(horner(r, &EXP_TAYLOR), r);
+    let exp_r = each(&|i| k.one[i] + r2[i].mul_add(p[i], r[i]));
     // 2^n: the integer n sits in the low bits of `shifted`; move it into the exponent.
-    let scale = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
-    exp_r * scale
+    each(&|i| exp_r[i] * f64::from_bits(shifted[i].to_bits().wrapping_add(1023) << 52))
 }
 
 /// `1/(2j+1)` for j = 6 down to 1: `atanh(s) = s + s^3 (1/3 + s^2/5 + ...)`, truncated
@@ -88,59 +159,10 @@ pub fn ln_unit(x: f64) -> f64 {
     e.mul_add(std::f64::consts::LN_2, ln_m)
 }
 
-/// Taylor coefficients on |theta| <= pi/4, in powers of theta^2 (errors below 1e-11;
-/// they only shape random normals): `sin = theta (1 + t2 p(t2))` to theta^11 and
-/// `cos = 1 + t2 q(t2)` to theta^12.
-const SIN_TAYLOR: [f64; 5] = [
-    1.0 / 39_916_800.0,
-    -1.0 / 362_880.0,
-    1.0 / 5_040.0,
-    -1.0 / 120.0,
-    1.0 / 6.0,
-];
-const COS_TAYLOR: [f64; 6] = [
-    1.0 / 479_001_600.0,
-    -1.0 / 3_628_800.0,
-    1.0 / 40_320.0,
-    -1.0 / 720.0,
-    1.0 / 24.0,
-    -0.5,
-];
-
-/// `(sin(2 pi u), cos(2 pi u))` for u in [0, 1).
-#[inline(always)]
-pub fn sincos_turn(u: f64) -> (f64, f64) {
-    let quarters = 4.0 * u;
-    let shifted = quarters + ROUNDING_MAGIC;
-    let quadrant = shifted.to_bits();
-    let theta = (quarters - (shifted - ROUNDING_MAGIC)) * FRAC_PI_2;
-    let t2 = theta * theta;
-    let sin_theta = (-theta * t2).mul_add(horner(t2, &SIN_TAYLOR), theta);
-    let cos_theta = t2.mul_add(horner(t2, &COS_TAYLOR), 1.0);
-    // 2 pi u = quadrant * pi/2 + theta.
-    let swap = quadrant & 1 != 0;
-    let sin_abs = if swap { cos_theta } else { sin_theta };
-    let cos_abs = if swap { sin_theta } else { cos_theta };
-    let sin = f64::from_bits(sin_abs.to_bits() ^ ((quadrant & 2) << 62));
-    let cos = f64::from_bits(cos_abs.to_bits() ^ ((quadrant.wrapping_add(1) & 2) << 62));
-    (sin, cos)
-}
-
 /// A double in [1, 2) from the top 52 bits of a random word.
 #[inline(always)]
 pub fn one_to_two(bits: u64) -> f64 {
     f64::from_bits(EXPONENT_ONE | (bits >> 12))
-}
-
-/// Box–Muller: two independent standard normals from two random words.
-#[inline(always)]
-pub fn normal_pair(radius_bits: u64, angle_bits: u64) -> (f64, f64) {
-    // (0, 1]: never 0, so the logarithm is finite (|z| <= 8.5).
-    let radius_uniform = 2.0 - one_to_two(radius_bits);
-    let angle_uniform = one_to_two(angle_bits) - 1.0;
-    let radius = (-2.0 * ln_unit(radius_uniform)).sqrt();
-    let (sin, cos) = sincos_turn(angle_uniform);
-    (radius * cos, radius * sin)
 }
 
 #[cfg(test)]
@@ -162,22 +184,6 @@ mod tests {
         assert!(ulps(exp(LN_2 * 10.0), 1024.0) <= 2);
     }
 
-    #[test]
-    fn sincos_quadrants() {
-        for (u, sin, cos) in [
-            (0.0, 0.0, 1.0),
-            (0.25, 1.0, 0.0),
-            (0.5, 0.0, -1.0),
-            (0.75, -1.0, 0.0),
-        ] {
-            let (s, c) = sincos_turn(u);
-            assert!(
-                (s - sin).abs() < 1e-15 && (c - cos).abs() < 1e-15,
-                "u={u}: {s} {c}"
-            );
-        }
-    }
-
     proptest! {
         #[test]
         fn exp_is_within_two_ulp_of_libm(x in -700.0f64..700.0) {
@@ -190,52 +196,15 @@ mod tests {
         }
 
         #[test]
+        fn exp_lanes_is_exp(x in proptest::array::uniform4(-800.0f64..800.0)) {
+            let lanes = exp_lanes(x, &ExpConstants::new());
+            prop_assert_eq!(lanes.map(f64::to_bits), x.map(|x| exp(x).to_bits()));
+        }
+
+        #[test]
         fn ln_matches_libm(x in 1e-300f64..=1.0) {
             prop_assert!((ln_unit(x) - x.ln()).abs() <= 2e-11 * x.ln().abs().max(1.0));
         }
 
-        #[test]
-        fn sincos_matches_libm(u in 0.0f64..1.0) {
-            let angle = 2.0 * std::f64::consts::PI * u;
-            let (sin, cos) = sincos_turn(u);
-            prop_assert!((sin - angle.sin()).abs() < 1e-11 && (cos - angle.cos()).abs() < 1e-11);
-        }
-
-        #[test]
-        fn normals_are_finite_and_bounded(a in any::<u64>(), b in any::<u64>()) {
-            let (z1, z2) = normal_pair(a, b);
-            prop_assert!(z1.abs() <= 8.6 && z2.abs() <= 8.6);
-        }
-    }
-
-    #[test]
-    fn normals_have_standard_moments() {
-        let mut state = 1u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            crate::rng::mix64(state)
-        };
-        let count = 200_000;
-        let (mut sum, mut sum_sq, mut sum_4, mut beyond_2) = (0.0, 0.0, 0.0, 0);
-        for _ in 0..count / 2 {
-            let (z1, z2) = normal_pair(next(), next());
-            for z in [z1, z2] {
-                sum += z;
-                sum_sq += z * z;
-                sum_4 += z * z * z * z;
-                beyond_2 += usize::from(z.abs() > 2.0);
-            }
-        }
-        let n = count as f64;
-        // Standard errors: mean 1/sqrt(n), variance sqrt(2/n), kurtosis sqrt(96/n).
-        assert!((sum / n).abs() < 4.0 / n.sqrt());
-        assert!((sum_sq / n - 1.0).abs() < 4.0 * (2.0 / n).sqrt());
-        assert!((sum_4 / n - 3.0).abs() < 4.0 * (96.0 / n).sqrt());
-        // P(|z| > 2) = 0.0455003.
-        let tail = beyond_2 as f64 / n;
-        assert!(
-            (tail - 0.0455003).abs() < 4.0 * (0.0455 * 0.9545 / n).sqrt(),
-            "{tail}"
-        );
     }
 }
