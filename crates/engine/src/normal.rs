@@ -52,24 +52,25 @@ pub fn fill(rng: &mut LaneRng, out: &mut [f64; BATCH], isa: InstructionSet) {
     }
 }
 
+/// A slot the fast path rejects keeps its word, as the bits of a double, until
+/// [`settle_rejected`] puts the normal there: no separate buffer of words to
+/// clear for every batch.
 fn fill_portable(rng: &mut LaneRng, out: &mut [f64; BATCH]) {
-    let mut words = [0; BATCH];
-    rng.fill(&mut words);
     let mut rejected: Rejected = [0; BATCH / 64];
-    for (slot, (value, &bits)) in out.iter_mut().zip(&words).enumerate() {
+    for (slot, value) in out.iter_mut().enumerate() {
+        let bits = rng.next_of(slot % LANES);
         let (x, stands) = candidate(bits);
-        *value = x;
+        *value = if stands { x } else { f64::from_bits(bits) };
         rejected[slot / 64] |= u64::from(!stands) << (slot % 64);
     }
-    settle_rejected(rng, &words, out, rejected);
+    settle_rejected(rng, out, rejected);
 }
 
-/// The fast path four slots at a time.
+/// [`fill_portable`] four slots at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn fill_avx2(rng: &mut LaneRng, out: &mut [f64; BATCH]) {
     use std::arch::x86_64::*;
-    let mut words = [0; BATCH];
     let mut rejected: Rejected = [0; BATCH / 64];
     let mut lanes = rng.load_avx2();
     let exponent_two = _mm256_set1_epi64x(EXPONENT_TWO as i64);
@@ -81,25 +82,21 @@ fn fill_avx2(rng: &mut LaneRng, out: &mut [f64; BATCH]) {
         for step in 0..64 / LANES {
             for (half, bits) in lanes.next().into_iter().enumerate() {
                 let offset = step * LANES + half * 4;
-                let slot = group * 64 + offset;
                 let unit = _mm256_or_si256(_mm256_srli_epi64::<12>(bits), exponent_two);
                 let u = _mm256_sub_pd(_mm256_castsi256_pd(unit), three);
-                // SAFETY: layers are at most 255 and both tables hold 257
-                // entries; slots step by four within the 512 of `words` and `out`.
-                let stands = unsafe {
-                    _mm256_storeu_si256(words.as_mut_ptr().add(slot).cast(), bits);
-                    let [edge, next_edge] = edges_of(&words[slot..slot + 4]);
-                    let x = _mm256_mul_pd(u, edge);
-                    _mm256_storeu_pd(out.as_mut_ptr().add(slot), x);
-                    _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_andnot_pd(sign_bit, x), next_edge)
-                };
+                let [edge, next_edge] = edges_of(bits);
+                let x = _mm256_mul_pd(u, edge);
+                let stands = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_andnot_pd(sign_bit, x), next_edge);
+                let kept = _mm256_blendv_pd(_mm256_castsi256_pd(bits), x, stands);
+                // SAFETY: slots step by four within the 512 of `out`.
+                unsafe { _mm256_storeu_pd(out.as_mut_ptr().add(group * 64 + offset), kept) };
                 fails |= (!_mm256_movemask_pd(stands) as u64 & 0xf) << offset;
             }
         }
         *rejected = fails;
     }
     rng.store_avx2(lanes);
-    settle_rejected(rng, &words, out, rejected);
+    settle_rejected(rng, out, rejected);
 }
 
 /// `x[i]` and `x[i + 1]` of the layers of four words, as two vectors: one
@@ -107,8 +104,11 @@ fn fill_avx2(rng: &mut LaneRng, out: &mut [f64; BATCH]) {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-fn edges_of(words: &[u64]) -> [std::arch::x86_64::__m256d; 2] {
+fn edges_of(bits: std::arch::x86_64::__m256i) -> [std::arch::x86_64::__m256d; 2] {
     use std::arch::x86_64::*;
+    let mut words = [0u64; 4];
+    // SAFETY: four words into an array of four.
+    unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), bits) };
     // SAFETY: a layer is at most 255 and EDGES holds 257 entries, so each
     // 16-byte load stays inside the table.
     let pair = |word: u64| unsafe { _mm_loadu_pd(EDGES.as_ptr().add(layer(word))) };
@@ -122,18 +122,14 @@ fn edges_of(words: &[u64]) -> [std::arch::x86_64::__m256d; 2] {
     ]
 }
 
+/// Settles the rejected slots in slot order, each from the word it holds.
 #[inline(always)]
-fn settle_rejected(
-    rng: &mut LaneRng,
-    words: &[u64; BATCH],
-    out: &mut [f64; BATCH],
-    rejected: Rejected,
-) {
+fn settle_rejected(rng: &mut LaneRng, out: &mut [f64; BATCH], rejected: Rejected) {
     for (group, mut mask) in rejected.into_iter().enumerate() {
         while mask != 0 {
             let slot = group * 64 + mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            out[slot] = settle(words[slot], || rng.next_of(slot % LANES));
+            out[slot] = settle(out[slot].to_bits(), || rng.next_of(slot % LANES));
         }
     }
 }

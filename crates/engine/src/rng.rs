@@ -54,16 +54,6 @@ impl LaneRng {
         LaneRng { state }
     }
 
-    /// Fills `out` with the next outputs, lane-interleaved: `out[i]` comes from lane `i % LANES`.
-    #[inline(always)]
-    pub fn fill(&mut self, out: &mut [u64]) {
-        for chunk in out.chunks_exact_mut(LANES) {
-            for (lane, word) in chunk.iter_mut().enumerate() {
-                *word = self.next_of(lane);
-            }
-        }
-    }
-
     /// The next output of one lane alone.
     #[inline(always)]
     pub fn next_of(&mut self, lane: usize) -> u64 {
@@ -118,7 +108,7 @@ impl LaneRng {
 #[cfg(target_arch = "x86_64")]
 impl Avx2Lanes {
     /// The next output of every lane (lanes 0-3, then 4-7): the same step as
-    /// [`LaneRng::fill`].
+    /// [`LaneRng::next_of`].
     #[inline]
     #[target_feature(enable = "avx2")]
     pub(crate) fn next(&mut self) -> [std::arch::x86_64::__m256i; 2] {
@@ -147,8 +137,7 @@ mod tests {
     #[test]
     fn each_lane_is_the_reference_xoshiro256plus() {
         let mut lanes = LaneRng::new(12345, 40);
-        let mut out = vec![0; LANES * 100];
-        lanes.fill(&mut out);
+        let out: Vec<u64> = (0..LANES * 100).map(|i| lanes.next_of(i % LANES)).collect();
         for lane in 0..LANES {
             let state = stream_state(12345, 40 + lane as u64);
             let mut seed_bytes = [0u8; 32];
@@ -169,8 +158,7 @@ mod tests {
     #[test]
     fn stream_seeding_is_rands_seed_from_u64_of_the_mixed_seed() {
         let mut ours = LaneRng::new(99, 3);
-        let mut out = [0; LANES * 4];
-        ours.fill(&mut out);
+        let out: Vec<u64> = (0..LANES * 4).map(|i| ours.next_of(i % LANES)).collect();
         for lane in 0..LANES {
             let stream_seed = mix64(99 ^ mix64(3 + lane as u64));
             let mut reference = Xoshiro256Plus::seed_from_u64(stream_seed);
