@@ -30,106 +30,35 @@ fn horner(x: f64, coefficients_high_to_low: &[f64]) -> f64 {
     result
 }
 
-/// `1/(j+2)!` for j = 0 to 11: the Taylor series of `(e^r - 1 - r) / r^2`.
+/// `1/n!` for n = 13 down to 2: the Taylor series of `(e^r - 1 - r) / r^2`.
 const EXP_TAYLOR: [f64; 12] = [
-    0.5,
-    1.0 / 6.0,
-    1.0 / 24.0,
-    1.0 / 120.0,
-    1.0 / 720.0,
-    1.0 / 5_040.0,
-    1.0 / 40_320.0,
-    1.0 / 362_880.0,
-    1.0 / 3_628_800.0,
-    1.0 / 39_916_800.0,
-    1.0 / 479_001_600.0,
     1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
 ];
-
-const EXP_LOWEST: f64 = -708.0;
-const EXP_HIGHEST: f64 = 709.0;
 
 /// `e^x` for x in [-708, 709] (clamped outside).
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    exp_lanes([x], &ExpConstants::new())[0]
-}
-
-/// `a` if it is the larger, else `b`: one instruction (`maxpd`), where
-/// `f64::max` needs a NaN check besides.
-#[inline(always)]
-pub fn larger(a: f64, b: f64) -> f64 {
-    if a > b { a } else { b }
-}
-
-/// The constants of [`exp`], each repeated over `W` lanes. Read through
-/// [`std::hint::black_box`] they stay in memory, and a loop over lanes takes
-/// each as an operand of the instruction that needs it; as known constants
-/// they would be broadcast into registers again for every use, since AVX2 has
-/// too few registers to hold them all.
-pub struct ExpConstants<const W: usize> {
-    log2_e: [f64; W],
-    magic: [f64; W],
-    minus_ln2_hi: [f64; W],
-    minus_ln2_lo: [f64; W],
-    taylor: [[f64; W]; 12],
-    one: [f64; W],
-}
-
-impl<const W: usize> ExpConstants<W> {
-    #[inline(always)]
-    pub fn new() -> Self {
-        ExpConstants {
-            log2_e: [LOG2_E; W],
-            magic: [ROUNDING_MAGIC; W],
-            minus_ln2_hi: [-LN2_HI; W],
-            minus_ln2_lo: [-LN2_LO; W],
-            taylor: EXP_TAYLOR.map(|coefficient| [coefficient; W]),
-            one: [1.0; W],
-        }
-    }
-}
-
-/// [`exp`] of `W` lanes side by side.
-///
-/// Written step by step over all lanes rather than lane by lane, so that the
-/// compiled code interleaves the lanes' dependency chains: the out-of-order
-/// core then always has independent work, where one long chain after another
-/// would fill its scheduler with instructions that wait.
-#[inline(always)]
-pub fn exp_lanes<const W: usize>(x: [f64; W], k: &ExpConstants<W>) -> [f64; W] {
-    let each = |f: &dyn Fn(usize) -> f64| -> [f64; W] {
-        let mut out = [0.0; W];
-        for lane in 0..W {
-            out[lane] = f(lane);
-        }
-        out
-    };
-    // Known bounds, not read from `k`: a bound that might be NaN would cost a
-    // NaN check besides each `max` and `min`.
-    let x = each(&|i| x[i].clamp(EXP_LOWEST, EXP_HIGHEST));
-    let shifted = each(&|i| x[i] * k.log2_e[i] + k.magic[i]);
-    let n = each(&|i| shifted[i] - k.magic[i]);
+    let x = x.clamp(-708.0, 709.0);
+    let shifted = x * LOG2_E + ROUNDING_MAGIC;
+    let n = shifted - ROUNDING_MAGIC;
     // |r| <= ln(2)/2, where the Taylor series to degree 13 is exact to 4e-18.
-    let r = each(&|i| n[i].mul_add(k.minus_ln2_hi[i], x[i]));
-    let r = each(&|i| n[i].mul_add(k.minus_ln2_lo[i], r[i]));
-    // The series by Estrin's scheme: a tree of depth four rather than a chain
-    // of eleven multiply-adds.
-    let r2 = each(&|i| r[i] * r[i]);
-    let r4 = each(&|i| r2[i] * r2[i]);
-    let r8 = each(&|i| r4[i] * r4[i]);
-    let c = &k.taylor;
-    let pair = |j: usize| each(&|i| c[2 * j + 1][i].mul_add(r[i], c[2 * j][i]));
-    let (p0, p1, p2, p3, p4, p5) = (pair(0), pair(1), pair(2), pair(3), pair(4), pair(5));
-    let low = each(&|i| p1[i].mul_add(r2[i], p0[i]));
-    let middle = each(&|i| p3[i].mul_add(r2[i], p2[i]));
-    let high = each(&|i| p5[i].mul_add(r2[i], p4[i]));
-    let p = each(&|i| middle[i].mul_add(r4[i], low[i]));
-    let p = each(&|i| r8[i].mul_add(high[i], p[i]));
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
     // e^r = 1 + (r + r^2 p(r)): adding the small terms first keeps the rounding small.
-    let exp_r = each(&|i| k.one[i] + r2[i].mul_add(p[i], r[i]));
+    let exp_r = 1.0 + (r * r).mul_add(horner(r, &EXP_TAYLOR), r);
     // 2^n: the integer n sits in the low bits of `shifted`; move it into the exponent.
-    each(&|i| exp_r[i] * f64::from_bits(shifted[i].to_bits().wrapping_add(1023) << 52))
+    let scale = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
+    exp_r * scale
 }
 
 /// `1/(2j+1)` for j = 6 down to 1: `atanh(s) = s + s^3 (1/3 + s^2/5 + ...)`, truncated
@@ -193,12 +122,6 @@ mod tests {
         #[test]
         fn exp_is_within_two_ulp_on_monthly_returns(x in -0.5f64..0.5) {
             prop_assert!(ulps(exp(x), x.exp()) <= 2);
-        }
-
-        #[test]
-        fn exp_lanes_is_exp(x in proptest::array::uniform4(-800.0f64..800.0)) {
-            let lanes = exp_lanes(x, &ExpConstants::new());
-            prop_assert_eq!(lanes.map(f64::to_bits), x.map(|x| exp(x).to_bits()));
         }
 
         #[test]
