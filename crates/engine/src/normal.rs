@@ -5,10 +5,10 @@
 //! One word gives a normal 98.5% of the time: layer `i` from bits 4 to 11
 //! (above the generator's weak lowest bits), `u` in [-1, 1) from the top 52,
 //! `x = u * x[i]`, accepted when `|x| < x[i + 1]`, inside the part of the
-//! layer that lies wholly under the density. [`candidate`] is that test, branch-free so that a batch runs it
-//! side by side; [`settle`] finishes the rare rest one by one (the wedge beside
-//! a layer's rectangle, and the tail beyond `x[1]`) with further words from the
-//! same stream. The tables are constants (`ziggurat_tables.rs`, generated at 60
+//! layer that lies wholly under the density. [`candidate`] is that test,
+//! branch-free so that a batch runs it side by side; [`settle`] finishes the
+//! rare rest one by one (the wedge beside a layer's rectangle, and the tail
+//! beyond `x[1]`) with further words from the same stream. The tables are constants (`ziggurat_tables.rs`, generated at 60
 //! digits), and the wedge and tail use the engine's own `exp` and `ln`, so a
 //! normal is the same on every machine.
 
@@ -148,11 +148,11 @@ pub fn candidate(bits: u64) -> (f64, bool) {
 #[inline(always)]
 pub fn settle(mut bits: u64, mut next: impl FnMut() -> u64) -> f64 {
     loop {
-        let layer = layer(bits);
-        let x = signed_unit(bits) * EDGES[layer];
-        if x.abs() < EDGES[layer + 1] {
+        let (x, stands) = candidate(bits);
+        if stands {
             return x;
         }
+        let layer = layer(bits);
         if layer == 0 {
             return tail(x < 0.0, &mut next);
         }

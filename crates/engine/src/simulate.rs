@@ -21,6 +21,8 @@ use crate::vmath;
 /// Paths per block: a layout constant of the random streams (see [`crate::rng`]).
 pub const BLOCK_PATHS: usize = 64;
 const STREAMS_PER_BLOCK: u64 = LANES as u64;
+/// Lanes computed side by side in the transcendental loops: two AVX2 registers.
+const INTERLEAVE: usize = 8;
 
 /// Receives progress and may ask the simulation to stop; checked between blocks.
 pub trait Observer: Sync {
@@ -124,9 +126,6 @@ impl<'a> YearPlan<'a> {
         }
     }
 }
-
-/// Lanes computed side by side in the month step: two AVX2 registers.
-const INTERLEAVE: usize = 8;
 
 type Lanes = [f64; BLOCK_PATHS];
 
