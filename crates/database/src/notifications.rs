@@ -4,38 +4,44 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgNotification, PgPool};
 use tokio::sync::oneshot;
 
 /// Wait before listening again after the notification connection failed.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
-/// Listens on `channels` until the task is aborted: calls `wake` on every
-/// notification (several at once are one call), and once after each (re)connect
-/// for whatever was committed while nobody listened. `listening` is answered
-/// once the first connection listens.
+/// Listens on `channels` until the task is aborted: calls `wake` with every
+/// notification, and with `None` after each (re)connect for whatever was
+/// committed while nobody listened. `listening` is answered once the first
+/// connection listens.
 pub async fn listen(
     pool: PgPool,
     channels: &'static [&'static str],
     what: &'static str,
-    wake: impl Fn() + Send + 'static,
+    wake: impl Fn(Option<&PgNotification>) + Send + 'static,
     listening: oneshot::Sender<()>,
 ) {
     let mut listening = Some(listening);
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => match listener.listen_all(channels.iter().copied()).await {
-                Ok(()) => loop {
+                Ok(()) => {
                     if let Some(listening) = listening.take() {
                         let _ = listening.send(());
                     }
-                    wake();
-                    if let Err(error) = listener.try_recv().await {
-                        tracing::warn!(%error, "{what} notifications interrupted; polling until they resume");
-                        break;
+                    wake(None);
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => wake(Some(&notification)),
+                            // The connection was lost; the next receive connects again.
+                            Ok(None) => wake(None),
+                            Err(error) => {
+                                tracing::warn!(%error, "{what} notifications interrupted; polling until they resume");
+                                break;
+                            }
+                        }
                     }
-                    while let Some(_buffered) = listener.next_buffered() {}
-                },
+                }
                 Err(error) => tracing::warn!(%error, "cannot listen for {what} notifications"),
             },
             Err(error) => {

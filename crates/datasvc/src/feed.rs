@@ -63,7 +63,7 @@ impl Feed {
                 postgres.clone(),
                 &[CHANGES_CHANNEL, POSITIONS_CHANNEL],
                 "change feed",
-                move || woken.notify_one(),
+                move |_| woken.notify_one(),
                 listening,
             ));
             tasks.push(listener.abort_handle());

@@ -5,6 +5,8 @@ use std::time::Duration;
 use database::{Location, Pool, SchemaPolicy};
 use tokio::sync::Notify;
 
+use crate::Changes;
+
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
 use crate::{
     ClaimRequest, Clock, Failure, JobStore, PostgresJobStore, Result, STORE, SqliteJobStore,
@@ -130,6 +132,10 @@ impl JobStore for AnyJobStore {
 
     fn jobs_signal(&self) -> &Notify {
         delegate!(self, store => store.jobs_signal())
+    }
+
+    fn changes(&self) -> &Changes {
+        delegate!(self, store => store.changes())
     }
 
     async fn close(&self) {

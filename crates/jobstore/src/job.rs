@@ -65,6 +65,8 @@ pub struct NewJob {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// The store's own address of the job (ids are unique per tenant only).
+    pub seq: i64,
     pub id: String,
     pub owner: String,
     pub idempotency_key: Option<String>,
@@ -103,8 +105,6 @@ pub enum Cancellation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub job: Job,
-    /// The store's own address of the job (ids are unique per tenant only).
-    pub seq: i64,
     pub lease_token: i64,
 }
 

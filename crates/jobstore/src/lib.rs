@@ -8,6 +8,7 @@
 //! Both run the one conformance suite in `tests/conformance/`.
 
 mod any;
+mod changes;
 mod clock;
 mod cursor;
 mod groups;
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use any::{AnyJobStore, StoreOptions};
+pub use changes::{Changes, JobWatch};
 pub use clock::Clock;
 pub use job::{
     Cancellation, Claimed, Job, JobStatus, NewJob, PARTITIONS, Submitted, now_millis, partition_of,
@@ -213,6 +215,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Resolves when jobs may have become claimable (a hint: callers still poll).
     fn jobs_signal(&self) -> &tokio::sync::Notify;
+
+    /// Pushes when a job's status or progress changed, whichever process
+    /// changed it (on SQLite, this process). A hint: watchers read the job again.
+    fn changes(&self) -> &Changes;
 
     /// Whether the database answers now (for readiness checks).
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;

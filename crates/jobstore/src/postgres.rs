@@ -1,7 +1,8 @@
 //! The job store on PostgreSQL, shared by every gateway and worker node of a
 //! cluster. Submissions and results are group-committed (`groups.rs`): one
 //! statement and one commit for many jobs, and one NOTIFY per group of
-//! submissions (NOTIFY serialises commits, so it is never sent per job). Claims
+//! submissions (NOTIFY serialises commits, so it is never sent per job; the
+//! change trigger sends one per statement). Claims
 //! take `FOR UPDATE SKIP LOCKED`, so racing nodes never wait on, or share, a job.
 //! Every time is the database's clock, which all nodes agree on.
 
@@ -12,6 +13,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
+use crate::changes::{CHANGES_CHANNEL, Changes};
 use crate::clock::{Clock, millis};
 use crate::cursor::{ClaimCursors, HEAD, Position};
 use crate::groups::{Completion, Completions, Group, Submissions};
@@ -29,6 +31,7 @@ pub struct PostgresJobStore {
     completions: Group<Completions>,
     clock: Clock,
     jobs_signal: Arc<Notify>,
+    changes: Changes,
     listener: AbortHandle,
     cursors: Arc<ClaimCursors>,
 }
@@ -40,13 +43,23 @@ impl PostgresJobStore {
         let submissions = Group::start(pool.clone(), clock.clone());
         let completions = Group::start(pool.clone(), clock.clone());
         let jobs_signal = Arc::new(Notify::new());
+        let changes = Changes::default();
         let (listening, listening_now) = oneshot::channel();
-        let wake = jobs_signal.clone();
+        let (wake, push) = (jobs_signal.clone(), changes.clone());
         let listener = tokio::spawn(database::notifications::listen(
             pool.clone(),
-            &[JOBS_CHANNEL],
+            &[JOBS_CHANNEL, CHANGES_CHANNEL],
             "job",
-            move || wake.notify_waiters(),
+            move |notification| match notification {
+                Some(changed) if changed.channel() == CHANGES_CHANNEL => {
+                    push.push_payload(changed.payload())
+                }
+                Some(_) => wake.notify_waiters(),
+                None => {
+                    wake.notify_waiters();
+                    push.push_all();
+                }
+            },
             listening,
         ))
         .abort_handle();
@@ -63,6 +76,7 @@ impl PostgresJobStore {
             completions,
             clock,
             jobs_signal,
+            changes,
             listener,
             cursors: Arc::default(),
         }
@@ -79,7 +93,7 @@ impl PostgresJobStore {
         B: FnOnce(PgQuery) -> PgQuery,
     {
         let query = sqlx::query(sql)
-            .bind(claim.seq)
+            .bind(claim.job.seq)
             .bind(claim.lease_token)
             .bind(self.fixed_now());
         let updated = bind(query).execute(&self.pool).await?;
@@ -251,7 +265,7 @@ impl JobStore for PostgresJobStore {
 
     async fn complete(&self, claim: &Claimed, result_json: &str) -> Result<bool> {
         let completion = Completion {
-            seq: claim.seq,
+            seq: claim.job.seq,
             lease_token: claim.lease_token,
             result: result_json.to_string(),
         };
@@ -414,6 +428,10 @@ impl JobStore for PostgresJobStore {
 
     fn jobs_signal(&self) -> &Notify {
         &self.jobs_signal
+    }
+
+    fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     async fn close(&self) {

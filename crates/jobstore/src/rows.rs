@@ -36,6 +36,7 @@ pub struct JobRow {
 impl From<JobRow> for Job {
     fn from(row: JobRow) -> Self {
         Job {
+            seq: row.seq,
             id: row.id,
             owner: row.owner,
             idempotency_key: row.idempotency_key,
@@ -62,10 +63,9 @@ impl JobRow {
     }
 
     pub fn into_claimed(self) -> Claimed {
-        let (seq, lease_token) = (self.seq, self.lease_token);
+        let lease_token = self.lease_token;
         Claimed {
             job: self.into(),
-            seq,
             lease_token,
         }
     }

@@ -12,6 +12,7 @@ use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::changes::Changes;
 use crate::clock::{Clock, millis};
 use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
 use crate::rows::{
@@ -36,6 +37,7 @@ pub struct SqliteJobStore {
     writes: mpsc::Sender<Queued>,
     clock: Clock,
     jobs_signal: Arc<Notify>,
+    changes: Changes,
 }
 
 impl SqliteJobStore {
@@ -54,6 +56,7 @@ impl SqliteJobStore {
             writes,
             clock,
             jobs_signal: Arc::default(),
+            changes: Changes::default(),
         })
     }
 
@@ -75,20 +78,26 @@ impl SqliteJobStore {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// Runs a fenced update of one attempt: true when the lease was still held.
+    /// Runs a fenced update of one attempt: true when the lease was still held
+    /// (and the job's watchers are told).
     async fn update_attempt<B>(&self, claim: &Claimed, sql: &'static str, bind: B) -> Result<bool>
     where
         B: FnOnce(SqliteQuery, i64) -> SqliteQuery + Send + 'static,
     {
-        let (seq, token) = (claim.seq, claim.lease_token);
-        self.write(move |connection, now| {
-            Box::pin(async move {
-                let query = bind(sqlx::query(sql).bind(seq).bind(token), now);
-                let updated = query.execute(&mut *connection).await?;
-                Ok(updated.rows_affected() == 1)
+        let (seq, token) = (claim.job.seq, claim.lease_token);
+        let updated = self
+            .write(move |connection, now| {
+                Box::pin(async move {
+                    let query = bind(sqlx::query(sql).bind(seq).bind(token), now);
+                    let updated = query.execute(&mut *connection).await?;
+                    Ok(updated.rows_affected() == 1)
+                })
             })
-        })
-        .await
+            .await?;
+        if updated {
+            self.changes.push([seq]);
+        }
+        Ok(updated)
     }
 }
 
@@ -237,7 +246,8 @@ const REAP: &str = "UPDATE jobs SET
     available_at = $2,
     lease_owner = NULL,
     lease_expires_at = NULL
-    WHERE status = 'processing' AND lease_expires_at < $2";
+    WHERE status = 'processing' AND lease_expires_at < $2
+    RETURNING seq";
 
 /// Claims in fair order, skipping owners at their running limit (`$8`, NULL
 /// for none) and taking no more of an owner's jobs than the limit leaves room for.
@@ -290,32 +300,37 @@ impl JobStore for SqliteJobStore {
         let owned = format!("{:?}", request.partitions);
         let (limit, lease, steal_after) = (request.limit, request.lease, request.steal_after);
         let max_running = request.max_running_per_owner.map(i64::from);
-        self.write(move |connection, now| {
-            Box::pin(async move {
-                let mut claimed = Vec::new();
-                // Owned partitions first; then jobs that have waited for another owner.
-                for (any_partition, ready_by) in [(false, now), (true, now - millis(steal_after))] {
-                    let wanted = i64::from(limit) - claimed.len() as i64;
-                    if wanted <= 0 {
-                        break;
+        let claimed = self
+            .write(move |connection, now| {
+                Box::pin(async move {
+                    let mut claimed = Vec::new();
+                    // Owned partitions first; then jobs that have waited for another owner.
+                    for (any_partition, ready_by) in
+                        [(false, now), (true, now - millis(steal_after))]
+                    {
+                        let wanted = i64::from(limit) - claimed.len() as i64;
+                        if wanted <= 0 {
+                            break;
+                        }
+                        let rows: Vec<JobRow> = sqlx::query_as(CLAIM)
+                            .bind(&worker)
+                            .bind(now + millis(lease))
+                            .bind(now)
+                            .bind(ready_by)
+                            .bind(any_partition)
+                            .bind(&owned)
+                            .bind(wanted)
+                            .bind(max_running)
+                            .fetch_all(&mut *connection)
+                            .await?;
+                        claimed.extend(rows.into_iter().map(JobRow::into_claimed));
                     }
-                    let rows: Vec<JobRow> = sqlx::query_as(CLAIM)
-                        .bind(&worker)
-                        .bind(now + millis(lease))
-                        .bind(now)
-                        .bind(ready_by)
-                        .bind(any_partition)
-                        .bind(&owned)
-                        .bind(wanted)
-                        .bind(max_running)
-                        .fetch_all(&mut *connection)
-                        .await?;
-                    claimed.extend(rows.into_iter().map(JobRow::into_claimed));
-                }
-                Ok(claimed)
+                    Ok(claimed)
+                })
             })
-        })
-        .await
+            .await?;
+        self.changes.push(claimed.iter().map(|claim| claim.job.seq));
+        Ok(claimed)
     }
 
     async fn heartbeat(&self, claim: &Claimed, progress: f64, lease: Duration) -> Result<bool> {
@@ -380,7 +395,7 @@ impl JobStore for SqliteJobStore {
 
     async fn cancel(&self, owner: &str, id: &str) -> Result<Cancellation> {
         let (owner, id) = (owner.to_string(), id.to_string());
-        self.write(move |connection, now| {
+        let cancellation = self.write(move |connection, now| {
             Box::pin(async move {
                 let cancelled: Option<JobRow> = sqlx::query_as(
                     "UPDATE jobs SET status = 'cancelled', finished_at = $3, lease_owner = NULL, lease_expires_at = NULL
@@ -403,7 +418,11 @@ impl JobStore for SqliteJobStore {
                 Ok(existing.map_or(Cancellation::NotFound, |row| Cancellation::Finished(row.into())))
             })
         })
-        .await
+        .await?;
+        if let Cancellation::Cancelled(job) = &cancellation {
+            self.changes.push_cancelled(job.seq);
+        }
+        Ok(cancellation)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -427,17 +446,19 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn reap_expired_leases(&self) -> Result<u64> {
-        self.write(|connection, now| {
-            Box::pin(async move {
-                let updated = sqlx::query(REAP)
-                    .bind(REAPED)
-                    .bind(now)
-                    .execute(&mut *connection)
-                    .await?;
-                Ok(updated.rows_affected())
+        let reaped: Vec<(i64,)> = self
+            .write(|connection, now| {
+                Box::pin(async move {
+                    sqlx::query_as(REAP)
+                        .bind(REAPED)
+                        .bind(now)
+                        .fetch_all(&mut *connection)
+                        .await
+                })
             })
-        })
-        .await
+            .await?;
+        self.changes.push(reaped.iter().map(|&(seq,)| seq));
+        Ok(reaped.len() as u64)
     }
 
     async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64> {
@@ -534,6 +555,10 @@ impl JobStore for SqliteJobStore {
 
     fn jobs_signal(&self) -> &Notify {
         &self.jobs_signal
+    }
+
+    fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     async fn close(&self) {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::wire::{Portfolio, ProjectionParameters};
 use engine::{Assumptions, ModelInputs, Observer, ProjectionResult, Shocks};
@@ -354,25 +354,34 @@ fn retry_later(reason: String, attempts: u32) -> Outcome {
     })
 }
 
-/// Renews the lease and reports progress until stopped; a lost lease stops the engine.
+/// Renews the lease and records progress until stopped; a lost lease, or a
+/// cancellation pushed by the job store, stops the engine at its next check.
 async fn heartbeat_loop<S: JobStore>(
     node: Arc<Node<S>>,
     claim: Claimed,
     control: Arc<JobControl>,
     stop: CancellationToken,
 ) {
+    let mut watch = node.store.changes().watch(claim.job.seq);
+    let config = &node.config;
+    let tick = config.progress_every.min(config.heartbeat);
+    let (mut recorded, mut renewed) = (0.0, Instant::now());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(node.config.heartbeat) => {}
+            () = watch.cancelled() => {
+                tracing::info!(job_id = %claim.job.id, "job cancelled; stopping the attempt");
+                control.lease_lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            () = tokio::time::sleep(tick) => {}
         }
         let progress = f64::from_bits(control.progress_bits.load(Ordering::Relaxed));
-        match node
-            .store
-            .heartbeat(&claim, progress, node.config.lease)
-            .await
-        {
-            Ok(true) => {}
+        if progress == recorded && renewed.elapsed() < config.heartbeat {
+            continue;
+        }
+        match node.store.heartbeat(&claim, progress, config.lease).await {
+            Ok(true) => (recorded, renewed) = (progress, Instant::now()),
             Ok(false) => {
                 tracing::warn!(job_id = %claim.job.id, "lease lost; stopping the attempt");
                 control.lease_lost.store(true, Ordering::Relaxed);

@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     /// stays in the registry before its partitions move.
     pub lease: Duration,
     pub heartbeat: Duration,
+    /// How often a running job's progress is recorded while it changes (its
+    /// watchers see it move); the lease is renewed every `heartbeat` regardless.
+    pub progress_every: Duration,
     /// Longest wait between claims while idle; a commit wakes the node sooner.
     pub idle_poll: Duration,
     /// Jobs of partitions this node does not own are taken once they waited this long.
@@ -53,6 +56,7 @@ impl Default for WorkerConfig {
             actors: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(3),
+            progress_every: Duration::from_secs(1),
             idle_poll: Duration::from_millis(250),
             steal_after: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
