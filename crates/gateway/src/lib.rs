@@ -3,6 +3,8 @@
 //! the original Ray Serve gateway's clients.
 
 mod cancel;
+mod events;
+mod follow;
 mod rate;
 mod status;
 mod submit;
@@ -16,6 +18,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use jobstore::JobStore;
 use rate::SubmissionLimiter;
+use tokio_util::sync::CancellationToken;
 
 /// Attempts a job gets before it fails for good.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -27,6 +30,8 @@ pub struct Gateway<S> {
     store: Arc<S>,
     tenants: Tenants,
     submissions: Option<Arc<SubmissionLimiter>>,
+    /// Fires when the gateway begins to drain: waits and event streams end.
+    draining: CancellationToken,
 }
 
 impl<S> Clone for Gateway<S> {
@@ -35,6 +40,7 @@ impl<S> Clone for Gateway<S> {
             store: self.store.clone(),
             tenants: self.tenants.clone(),
             submissions: self.submissions.clone(),
+            draining: self.draining.clone(),
         }
     }
 }
@@ -53,6 +59,7 @@ impl<S: JobStore> Gateway<S> {
             store,
             tenants,
             submissions: None,
+            draining: CancellationToken::new(),
         }
     }
 
@@ -79,6 +86,7 @@ impl<S: JobStore> Gateway<S> {
                 post(submit::generate_projection::<S>),
             )
             .route("/job_status/{job_id}", get(status::job_status::<S>))
+            .route("/jobs/{job_id}/events", get(events::job_events::<S>))
             .route("/jobs/{job_id}/cancel", post(cancel::cancel_job::<S>))
             .with_state(self)
     }
@@ -86,10 +94,11 @@ impl<S: JobStore> Gateway<S> {
     /// Serves on `listener` until `shutdown` stops it; ready while the job
     /// store answers.
     pub async fn run(
-        self,
+        mut self,
         listener: impl Into<HttpListener>,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
+        self.draining = shutdown.draining_token();
         let store = self.store.clone();
         let readiness: ReadinessCheck = Arc::new(move || {
             let store = store.clone();

@@ -1,35 +1,98 @@
-//! `GET /job_status/{job_id}`: the job as the store has it.
+//! `GET /job_status/{job_id}`: the job as the store has it, now or, with
+//! `?wait=SECONDS`, as soon as it changes (a long-poll).
+
+use std::time::Duration;
 
 use api::wire::{JobStatus, ProjectionResult};
 use api::{Encoding, Owner, Problem, respond};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Job, JobStore};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
 
 use crate::Gateway;
+use crate::follow::{Follow, Seen, Stopped};
 use crate::submit::{Attempt, store_problem};
 
+/// Longest `wait` a long-poll may ask for, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+const WAIT_USAGE: &str =
+    "send wait=SECONDS, a whole number from 0 to 60, to have the answer wait for the job to change";
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    wait: Option<u64>,
+}
+
+/// The job now; with `wait`, as soon as its status or progress changes, or
+/// as it is when the wait ends. A finished job is answered at once.
 pub async fn job_status<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,
     Path(job_id): Path<String>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let job = match gateway.store.get(&owner, &job_id).await {
-        Ok(job) => job,
-        Err(error) => return store_problem(error, Attempt::Read).into_response(),
+    let wait = match query {
+        Ok(Query(StatusQuery { wait })) if wait.is_none_or(|wait| wait <= MAX_WAIT_SECONDS) => wait,
+        Ok(_) => return Problem::new(StatusCode::BAD_REQUEST, WAIT_USAGE).into_response(),
+        Err(rejection) => {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("{}; {WAIT_USAGE}", rejection.body_text()),
+            )
+            .into_response();
+        }
+    };
+    let job = match wait {
+        Some(seconds) if seconds > 0 => {
+            long_poll(gateway, owner, &job_id, Duration::from_secs(seconds)).await
+        }
+        _ => gateway
+            .store
+            .get(&owner, &job_id)
+            .await
+            .map_err(|error| store_problem(error, Attempt::Read).into_response()),
     };
     // Ids are the tenant's own: another tenant's job of the same id is not looked at.
-    let Some(job) = job else {
-        return not_found(&job_id);
+    let job = match job {
+        Ok(Some(job)) => job,
+        Ok(None) => return not_found(&job_id),
+        Err(response) => return response,
     };
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok());
     respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
+}
+
+async fn long_poll<S: JobStore>(
+    gateway: Gateway<S>,
+    owner: String,
+    job_id: &str,
+    wait: Duration,
+) -> Result<Option<Job>, Response> {
+    let deadline = Instant::now() + wait;
+    let started = Follow::start(gateway, owner, job_id.to_string()).await;
+    let (mut follow, job) = match started {
+        Ok(Some(followed)) => followed,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(store_problem(error, Attempt::Read).into_response()),
+    };
+    if job.status.is_final() {
+        return Ok(Some(job));
+    }
+    match follow.changed_from(&Seen::of(&job), Some(deadline)).await {
+        Ok(changed) => Ok(Some(changed.unwrap_or(job))),
+        Err(Stopped::Gone) => Ok(None),
+        Err(Stopped::Store(error)) => Err(store_problem(error, Attempt::Read).into_response()),
+    }
 }
 
 /// The original's answer for a job this key does not have.
