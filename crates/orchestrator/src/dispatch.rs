@@ -1,15 +1,17 @@
 //! The outbox dispatcher and the job follower. Each report goes to the gateway
 //! under its own tenant's key; a refusal (a 4xx other than 429) ends it as
-//! failed with the reason, and every running report is followed, page by page.
+//! failed with the reason, and every running report is followed on its job's
+//! event stream (`follow.rs`).
 
 use std::time::Duration;
 
-use api::wire::{GenerateProjectionRequest, JobStatus, ProjectionParameters};
+use api::wire::{GenerateProjectionRequest, ProjectionParameters};
 use tokio_util::sync::CancellationToken;
 
 use api::{Secret, Tenants};
 
 use crate::DispatchConfig;
+use crate::follow::Following;
 use crate::store::{ReportRow, ReportStore};
 
 /// Reports read per page.
@@ -18,10 +20,12 @@ const BATCH: u32 = 64;
 const PRUNE_BATCH: u32 = 1000;
 /// How often finished reports past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Longest silence on a job's event stream before it is opened again.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Why a call to the gateway did not succeed.
 #[derive(Debug)]
-enum CallError {
+pub(crate) enum CallError {
     /// The gateway is down or failing: try again later.
     Transient(String),
     /// The gateway refused the request: retrying cannot help.
@@ -31,6 +35,10 @@ enum CallError {
 #[derive(Clone)]
 pub struct GatewayClient {
     http: reqwest::Client,
+    /// For event streams: no deadline for the whole answer, which lasts as
+    /// long as the job, but one for each read (the gateway sends a keep-alive
+    /// every 15 s).
+    streams: reqwest::Client,
     config: DispatchConfig,
 }
 
@@ -40,7 +48,16 @@ impl GatewayClient {
             .timeout(config.request_timeout)
             .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
-        Ok(GatewayClient { http, config })
+        let streams = reqwest::Client::builder()
+            .connect_timeout(config.request_timeout)
+            .read_timeout(STREAM_READ_TIMEOUT)
+            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
+            .build()?;
+        Ok(GatewayClient {
+            http,
+            streams,
+            config,
+        })
     }
 
     /// Submits a report's job. The idempotency key and job id derive from the
@@ -71,21 +88,24 @@ impl GatewayClient {
         Err(refusal(response, "the job").await)
     }
 
-    async fn status(&self, key: &Secret, job_id: &str) -> Result<JobStatus, CallError> {
+    /// Opens the job's event stream.
+    pub(crate) async fn events(
+        &self,
+        key: &Secret,
+        job_id: &str,
+    ) -> Result<reqwest::Response, CallError> {
         let response = self
-            .http
-            .get(format!("{}/job_status/{job_id}", self.base()))
+            .streams
+            .get(format!("{}/jobs/{job_id}/events", self.base()))
             .header(api::API_KEY_HEADER, key.expose())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
             .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
-        if !response.status().is_success() {
-            return Err(refusal(response, "the job's status").await);
+        if response.status().as_u16() == 200 {
+            return Ok(response);
         }
-        response
-            .json()
-            .await
-            .map_err(|error| CallError::Transient(format!("unreadable job status: {error}")))
+        Err(refusal(response, "the job's events").await)
     }
 
     /// Whether the gateway answers its liveness check now.
@@ -124,6 +144,7 @@ pub struct Dispatcher {
     client: GatewayClient,
     tenants: Tenants,
     config: DispatchConfig,
+    following: Following,
 }
 
 impl Dispatcher {
@@ -137,6 +158,7 @@ impl Dispatcher {
             client: GatewayClient::new(config.clone())?,
             tenants,
             config,
+            following: Following::default(),
         })
     }
 
@@ -145,7 +167,7 @@ impl Dispatcher {
         let mut store_failures = database::FailureBackoff::new(self.config.poll);
         loop {
             let round = match self.dispatch_due().await {
-                Ok(()) => self.follow_running().await,
+                Ok(()) => self.follow_running(&shutdown).await,
                 failed => failed,
             };
             if let Err(error) = round {
@@ -218,8 +240,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Follows every running report, a page at a time.
-    async fn follow_running(&self) -> Result<(), crate::Error> {
+    /// Follows every running report not followed yet, a page at a time.
+    async fn follow_running(&self, shutdown: &CancellationToken) -> Result<(), crate::Error> {
         let mut after = (i64::MIN, String::new());
         loop {
             let page = self.store.running_after(&after, BATCH).await?;
@@ -228,58 +250,12 @@ impl Dispatcher {
             };
             after = (last.created_at, last.id.clone());
             for report in &page {
-                self.follow(report).await?;
+                if let Some(key) = self.key_for(report).await? {
+                    self.following
+                        .follow(report, key.clone(), &self.client, &self.store, shutdown);
+                }
             }
         }
-    }
-
-    async fn follow(&self, report: &ReportRow) -> Result<(), crate::Error> {
-        let Some(job_id) = &report.job_id else {
-            return Ok(());
-        };
-        let Some(key) = self.key_for(report).await? else {
-            return Ok(());
-        };
-        let job = match self.client.status(key, job_id).await {
-            Ok(job) => job,
-            Err(CallError::Transient(reason)) => {
-                tracing::debug!(report = %report.id, %reason, "job status unavailable; will ask again");
-                return Ok(());
-            }
-            Err(CallError::Refused(reason)) => {
-                tracing::warn!(report = %report.id, %reason, "the gateway refused the job's status; the report fails");
-                return self
-                    .store
-                    .update(&report.id, "failed", None, Some(&reason))
-                    .await;
-            }
-        };
-        match job.status.as_str() {
-            "completed" => {
-                let result = job
-                    .result
-                    .as_ref()
-                    .and_then(|result| serde_json::to_string(result).ok());
-                self.store
-                    .update(&report.id, "completed", result.as_deref(), None)
-                    .await?;
-            }
-            "failed" | "cancelled" => {
-                let error = job
-                    .error
-                    .unwrap_or_else(|| format!("the job was {}", job.status));
-                self.store
-                    .update(&report.id, "failed", None, Some(&error))
-                    .await?;
-            }
-            "processing" if report.status != "processing" => {
-                self.store
-                    .update(&report.id, "processing", None, None)
-                    .await?;
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     fn backoff(&self, report: &ReportRow) -> Duration {

@@ -3,6 +3,7 @@
 //! a stable idempotency key, follows each job to its end and keeps the result.
 
 mod dispatch;
+mod follow;
 mod http;
 mod store;
 

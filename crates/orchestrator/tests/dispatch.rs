@@ -200,11 +200,21 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         .await
         .unwrap();
     let owner = tenants().owner_of(KEY);
-    serve(
-        gateway_listener,
-        Gateway::new(jobs.clone(), tenants()).router(),
-    )
-    .await;
+    // The orchestrator follows jobs on their event streams: it never polls a status.
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = polls.clone();
+    let gateway_app =
+        Gateway::new(jobs.clone(), tenants())
+            .router()
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    if request.uri().path().starts_with("/job_status/") {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    next.run(request)
+                },
+            ));
+    serve(gateway_listener, gateway_app).await;
 
     let dispatched = wait_for_status(&client, &base, &id, "dispatched").await;
     let job_id = format!("report-{id}");
@@ -243,6 +253,7 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         completed["result"]["projection_value"].as_f64().unwrap(),
         result.projection_value
     );
+    assert_eq!(polls.load(std::sync::atomic::Ordering::Relaxed), 0);
     let listed = get_json(&client, &format!("{base}/reports")).await;
     assert_eq!(listed["reports"][0]["id"], id.as_str());
     let stranger = client_of(OTHER_KEY);

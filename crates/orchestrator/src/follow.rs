@@ -1,0 +1,156 @@
+//! Following a dispatched report's job on the gateway's event stream, one task
+//! per running report: its progress and its end are pushed to the orchestrator,
+//! which never polls a job. A stream that breaks (the gateway restarts or
+//! drains) is opened again by the dispatcher's next round, after a pause.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use api::Secret;
+use api::wire::JobStatus;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{CallError, GatewayClient};
+use crate::store::{ReportRow, ReportStore};
+
+/// Pause before a report whose stream broke is followed again.
+const FOLLOW_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// The reports followed now, by id.
+#[derive(Clone, Default)]
+pub struct Following(Arc<Mutex<HashSet<String>>>);
+
+impl Following {
+    fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
+        // The set is valid whatever a panicking holder was doing.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Follows the report's job unless it is followed already; the task ends
+    /// with the job, a broken stream, or `shutdown`.
+    pub fn follow(
+        &self,
+        report: &ReportRow,
+        key: Secret,
+        client: &GatewayClient,
+        store: &ReportStore,
+        shutdown: &CancellationToken,
+    ) {
+        let Some(job_id) = report.job_id.clone() else {
+            return;
+        };
+        if !self.lock().insert(report.id.clone()) {
+            return;
+        }
+        let follower = Follower {
+            client: client.clone(),
+            store: store.clone(),
+            report_id: report.id.clone(),
+            job_id,
+            key,
+            status: report.status.clone(),
+        };
+        let (following, shutdown) = (self.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let report_id = follower.report_id.clone();
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = follower.run() => {}
+            }
+            following.lock().remove(&report_id);
+        });
+    }
+}
+
+struct Follower {
+    client: GatewayClient,
+    store: ReportStore,
+    report_id: String,
+    job_id: String,
+    key: Secret,
+    /// The report's status as stored.
+    status: String,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        match self.follow().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(report = %self.report_id, %error, "cannot record the job's progress; will follow it again")
+            }
+        }
+        tokio::time::sleep(FOLLOW_AGAIN_AFTER).await;
+    }
+
+    /// Follows the stream until the job ends (true) or the stream does (false).
+    async fn follow(&mut self) -> Result<bool, crate::Error> {
+        let response = match self.client.events(&self.key, &self.job_id).await {
+            Ok(response) => response,
+            Err(CallError::Transient(reason)) => {
+                tracing::debug!(report = %self.report_id, %reason, "job events unavailable; will ask again");
+                return Ok(false);
+            }
+            Err(CallError::Refused(reason)) => {
+                tracing::warn!(report = %self.report_id, %reason, "the gateway refused the job's events; the report fails");
+                self.store
+                    .update(&self.report_id, "failed", None, Some(&reason))
+                    .await?;
+                return Ok(true);
+            }
+        };
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::debug!(report = %self.report_id, %error, "job event stream broke; will follow again");
+                    return Ok(false);
+                }
+            };
+            match serde_json::from_str::<JobStatus>(&event.data) {
+                Ok(job) => {
+                    if self.record(job).await? {
+                        return Ok(true);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(report = %self.report_id, %error, "unreadable job event; skipped")
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records what the job's state means for the report: true once it ended.
+    async fn record(&mut self, job: JobStatus) -> Result<bool, crate::Error> {
+        let (status, result, error) = match job.status.as_str() {
+            "completed" => {
+                let result = job
+                    .result
+                    .as_ref()
+                    .and_then(|result| serde_json::to_string(result).ok());
+                ("completed", result, None)
+            }
+            "failed" | "cancelled" => {
+                let error = job
+                    .error
+                    .unwrap_or_else(|| format!("the job was {}", job.status));
+                ("failed", None, Some(error))
+            }
+            "processing" if self.status != "processing" => ("processing", None, None),
+            _ => return Ok(false),
+        };
+        self.store
+            .update(&self.report_id, status, result.as_deref(), error.as_deref())
+            .await?;
+        self.status = status.to_string();
+        Ok(status != "processing")
+    }
+}
