@@ -15,6 +15,10 @@
 //!   through the worker processes, commit-to-claim latency with an idle worker,
 //!   and the idle resident memory of each role process.
 //!
+//! - `push`: two gateway processes on a fresh PostgreSQL database: the time from
+//!   a cancellation sent to one gateway to its event on the other's event stream
+//!   and long-poll, and the resident memory of many open event streams.
+//!
 //! `submit --database-url postgres://…` measures `up` on PostgreSQL instead of SQLite.
 
 use std::path::PathBuf;
@@ -80,8 +84,17 @@ enum Mode {
         #[arg(long, default_value_t = 200)]
         probes: usize,
     },
+    Push {
+        /// Jobs cancelled under an event stream, and as many under a long-poll.
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// Event streams held open at once.
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+    },
 }
 
+mod push;
 mod roles;
 
 const KEY: &str = "load-key";
@@ -133,6 +146,7 @@ async fn main() -> Result<()> {
             jobs,
             probes,
         } => roles::measure(&args.binary, workers, jobs, probes).await,
+        Mode::Push { jobs, streams } => push::measure(&args.binary, jobs, streams).await,
     }
 }
 

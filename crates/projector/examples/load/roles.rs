@@ -1,7 +1,7 @@
 //! `load cluster`: every role its own process on a fresh PostgreSQL database.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,10 @@ use database::testing::TestDatabase;
 use crate::{DATASVC_TOKEN, KEY, TENANT_SECRET, datasvc_requests, job, post, resident_kb};
 
 /// A role process, killed when dropped.
-struct Role {
+pub struct Role {
     name: String,
-    child: Child,
-    url: Option<String>,
+    pub child: Child,
+    pub url: Option<String>,
 }
 
 impl Drop for Role {
@@ -25,7 +25,7 @@ impl Drop for Role {
     }
 }
 
-fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
+pub fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
     let mut child = Command::new(binary)
         .args(args)
         .env("PROJECTOR_API_KEY", KEY)
@@ -55,7 +55,8 @@ fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
     })
 }
 
-pub async fn measure(binary: &PathBuf, workers: usize, jobs: usize, probes: usize) -> Result<()> {
+/// A fresh database on the test server, migrated by `binary`, and its URL.
+pub async fn migrated_database(binary: &Path) -> Result<(TestDatabase, String)> {
     let database = TestDatabase::create().await;
     let url = database.url().to_string();
     let migrated = Command::new(binary)
@@ -64,6 +65,11 @@ pub async fn measure(binary: &PathBuf, workers: usize, jobs: usize, probes: usiz
     if !migrated.success() {
         bail!("projector migrate failed");
     }
+    Ok((database, url))
+}
+
+pub async fn measure(binary: &Path, workers: usize, jobs: usize, probes: usize) -> Result<()> {
+    let (_database, url) = migrated_database(binary).await?;
     let cache = tempfile::tempdir()?;
     let datasvc = start(
         binary,
