@@ -1,17 +1,17 @@
 //! Pushes of job changes to whoever watches a job: a gateway answering a
 //! long-poll or an event stream, a worker that must stop a cancelled job. The
-//! tables stay the truth; a push only says "read the job again now". On
-//! SQLite the store pushes its own writes once they are committed; on
-//! PostgreSQL a trigger notifies every process of every change of status or
-//! progress, whoever made it.
+//! tables stay the truth; a push only says "read the job again now". Each
+//! store pushes its own writes once they are committed: on SQLite within the
+//! process, on PostgreSQL to every process through a notification
+//! (`announce.rs`) that each process's listener turns into pushes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-/// The PostgreSQL channel the `jobs_changed` trigger notifies on: a payload is
-/// a comma-separated list of seqs, a cancelled job's prefixed with `c`.
+/// The PostgreSQL channel job changes are announced on: a payload is a
+/// comma-separated list of seqs, a cancelled job's prefixed with `c`.
 pub(crate) const CHANGES_CHANNEL: &str = "projector_job_changes";
 
 /// What a watcher has been told of its job so far.

@@ -7,6 +7,7 @@
 //! [`PostgresJobStore`] for a cluster; [`AnyJobStore`] is whichever a URL names.
 //! Both run the one conformance suite in `tests/conformance/`.
 
+mod announce;
 mod any;
 mod changes;
 mod clock;

@@ -1,8 +1,8 @@
 //! The job store on PostgreSQL, shared by every gateway and worker node of a
 //! cluster. Submissions and results are group-committed (`groups.rs`): one
 //! statement and one commit for many jobs, and one NOTIFY per group of
-//! submissions (NOTIFY serialises commits, so it is never sent per job; the
-//! change trigger sends one per statement). Claims
+//! submissions (NOTIFY serialises commits, so it is never sent per job; job
+//! changes are announced after their commit, `announce.rs`). Claims
 //! take `FOR UPDATE SKIP LOCKED`, so racing nodes never wait on, or share, a job.
 //! Every time is the database's clock, which all nodes agree on.
 
@@ -13,6 +13,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
+use crate::announce::Announcer;
 use crate::changes::{CHANGES_CHANNEL, Changes};
 use crate::clock::{Clock, millis};
 use crate::cursor::{ClaimCursors, HEAD, Position};
@@ -32,6 +33,7 @@ pub struct PostgresJobStore {
     clock: Clock,
     jobs_signal: Arc<Notify>,
     changes: Changes,
+    announcer: Announcer,
     listener: AbortHandle,
     cursors: Arc<ClaimCursors>,
 }
@@ -41,6 +43,7 @@ impl PostgresJobStore {
     /// committers and listens for other processes' commits.
     pub(crate) async fn with_pool(pool: PgPool, clock: Clock) -> Self {
         let submissions = Group::start(pool.clone(), clock.clone());
+        let announcer = Announcer::start(pool.clone());
         let completions = Group::start(pool.clone(), clock.clone());
         let jobs_signal = Arc::new(Notify::new());
         let changes = Changes::default();
@@ -77,6 +80,7 @@ impl PostgresJobStore {
             clock,
             jobs_signal,
             changes,
+            announcer,
             listener,
             cursors: Arc::default(),
         }
@@ -87,7 +91,7 @@ impl PostgresJobStore {
     }
 
     /// Runs a fenced update of one attempt (`$1` seq, `$2` token, `$3` time):
-    /// true when the lease was still held.
+    /// true when the lease was still held (and the change is announced).
     async fn update_attempt<B>(&self, claim: &Claimed, sql: &'static str, bind: B) -> Result<bool>
     where
         B: FnOnce(PgQuery) -> PgQuery,
@@ -96,8 +100,11 @@ impl PostgresJobStore {
             .bind(claim.job.seq)
             .bind(claim.lease_token)
             .bind(self.fixed_now());
-        let updated = bind(query).execute(&self.pool).await?;
-        Ok(updated.rows_affected() == 1)
+        let updated = bind(query).execute(&self.pool).await?.rows_affected() == 1;
+        if updated {
+            self.announcer.changed([claim.job.seq]);
+        }
+        Ok(updated)
     }
 
     /// One claim statement (`$1` worker, `$2` lease, `$3` time, `$4` limit,
@@ -250,6 +257,8 @@ impl JobStore for PostgresJobStore {
                 .await?;
             claimed.extend(stolen.into_iter().map(JobRow::into_claimed));
         }
+        self.announcer
+            .changed(claimed.iter().map(|claim| claim.job.seq));
         Ok(claimed)
     }
 
@@ -269,7 +278,11 @@ impl JobStore for PostgresJobStore {
             lease_token: claim.lease_token,
             result: result_json.to_string(),
         };
-        self.completions.run(completion).await
+        let stored = self.completions.run(completion).await?;
+        if stored {
+            self.announcer.changed([claim.job.seq]);
+        }
+        Ok(stored)
     }
 
     async fn fail(&self, claim: &Claimed, failure: Failure) -> Result<bool> {
@@ -316,7 +329,9 @@ impl JobStore for PostgresJobStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = cancelled {
-            return Ok(Cancellation::Cancelled(row.into()));
+            let job = Job::from(row);
+            self.announcer.cancelled(job.seq);
+            return Ok(Cancellation::Cancelled(job));
         }
         Ok(self
             .get(owner, id)
@@ -341,20 +356,22 @@ impl JobStore for PostgresJobStore {
     async fn reap_expired_leases(&self) -> Result<u64> {
         // Safe with many nodes reaping at once: a row another reaper has just
         // changed is re-checked against `status = 'processing'` and skipped.
-        let reaped = sqlx::query(
+        let reaped: Vec<(i64,)> = sqlx::query_as(
             "UPDATE jobs SET
                  status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
                  error = CASE WHEN attempts < max_attempts THEN $1
                               ELSE 'gave up after ' || attempts || ' attempts: ' || $1 END,
                  finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE clock_ms($2) END,
                  available_at = clock_ms($2), lease_owner = NULL, lease_expires_at = NULL
-             WHERE status = 'processing' AND lease_expires_at < clock_ms($2)",
+             WHERE status = 'processing' AND lease_expires_at < clock_ms($2)
+             RETURNING seq",
         )
         .bind(REAPED)
         .bind(self.fixed_now())
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(reaped.rows_affected())
+        self.announcer.changed(reaped.iter().map(|&(seq,)| seq));
+        Ok(reaped.len() as u64)
     }
 
     async fn prune_finished(&self, age: Duration, batch: u32) -> Result<u64> {

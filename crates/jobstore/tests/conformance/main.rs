@@ -710,6 +710,44 @@ async fn no_tenant_runs_more_jobs_than_its_limit<B: Backend>() {
     store.close().await;
 }
 
+async fn cancel_racing_completion_leaves_exactly_one_final_state<B: Backend>() {
+    let backend = B::create().await;
+    let store = backend.open(&start_clock()).await;
+    for round in 0..20 {
+        let id = format!("race-{round}");
+        store.submit(new_job(&id, "{}")).await.unwrap();
+        let running = claim_one(&store, "w1", LEASE).await;
+        let (completing, cancelling) = (store.clone(), store.clone());
+        let completed =
+            tokio::spawn(async move { completing.complete(&running, "{\"done\":1}").await });
+        let cancel_id = id.clone();
+        let cancelled = tokio::spawn(async move { cancelling.cancel(OWNER, &cancel_id).await });
+        let completed = completed.await.unwrap().unwrap();
+        let cancelled = cancelled.await.unwrap().unwrap();
+        let job = store.get(OWNER, &id).await.unwrap().unwrap();
+        match job.status {
+            JobStatus::Completed => {
+                assert!(completed, "round {round}");
+                assert!(
+                    matches!(cancelled, Cancellation::Finished(_)),
+                    "round {round}"
+                );
+                assert!(job.result.is_some());
+            }
+            JobStatus::Cancelled => {
+                assert!(!completed, "round {round}: a cancelled job took a result");
+                assert!(
+                    matches!(cancelled, Cancellation::Cancelled(_)),
+                    "round {round}"
+                );
+                assert!(job.result.is_none());
+            }
+            other => panic!("round {round} ended {other:?}"),
+        }
+    }
+    store.close().await;
+}
+
 /// Waits for a push; a push that does not come within seconds is a failure.
 async fn pushed(what: &str, push: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(Duration::from_secs(5), push)
@@ -813,4 +851,5 @@ conformance_suite!(
     a_tenants_backlog_does_not_hold_up_another_tenants_job,
     no_tenant_runs_more_jobs_than_its_limit,
     watchers_are_pushed_every_change_of_status_and_progress,
+    cancel_racing_completion_leaves_exactly_one_final_state,
 );
