@@ -13,6 +13,8 @@ use crate::changes::CHANGES_CHANNEL;
 
 /// Announcements waiting to be sent before new ones are dropped.
 const QUEUE: usize = 65_536;
+/// How long changes wait for others to share their notification, under load.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// Seqs in one notification: a payload holds 8000 bytes.
 const PER_NOTIFICATION: usize = 300;
 
@@ -50,7 +52,18 @@ impl Announcer {
 
 async fn announce(pool: PgPool, mut receiver: mpsc::Receiver<String>) {
     let mut tokens = Vec::new();
+    let mut loaded = false;
     while receiver.recv_many(&mut tokens, QUEUE).await > 0 {
+        // Under load (the last round found several changes waiting), changes
+        // come faster than a notification's round trip: a short wait gathers
+        // them into one. A lone change is sent at once.
+        if loaded && tokens.len() < PER_NOTIFICATION {
+            tokio::time::sleep(LINGER).await;
+            while let Ok(token) = receiver.try_recv() {
+                tokens.push(token);
+            }
+        }
+        loaded = tokens.len() > 1;
         for chunk in tokens.chunks(PER_NOTIFICATION) {
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
