@@ -9,7 +9,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::{Problem, Secret};
 
@@ -66,6 +66,21 @@ impl Tenants {
         owner(&self.0.secret, key)
     }
 
+    /// Whether `owner` is the owner of an accepted key.
+    pub fn is_accepted(&self, owner: &str) -> bool {
+        self.0.owners.iter().any(|known| known == owner)
+    }
+
+    /// 64 bytes derived from the tenant secret for `purpose` (signing the
+    /// pages' sessions): each purpose gets a key unrelated to the owners'.
+    pub fn derived_key(&self, purpose: &str) -> [u8; 64] {
+        let mut mac = Hmac::<Sha512>::new_from_slice(self.0.secret.expose().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"projector derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The owner of the request's `X-API-Key`, or the original's 401 answer.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, Problem> {
         let presented = headers
@@ -73,7 +88,7 @@ impl Tenants {
             .and_then(|value| value.to_str().ok())
             .map(|key| self.owner_of(key));
         match presented {
-            Some(owner) if self.0.owners.contains(&owner) => Ok(owner),
+            Some(owner) if self.is_accepted(&owner) => Ok(owner),
             _ => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "send a valid API key in the X-API-Key header",
@@ -160,5 +175,15 @@ mod tests {
         assert_eq!(refused.status, 401);
         assert_eq!(refused.error, "Invalid API key");
         assert!(tenants.authenticate(&HeaderMap::new()).is_err());
+        assert!(tenants.is_accepted(&owner_a));
+        assert!(!tenants.is_accepted(&plain_sha256));
+        assert_ne!(
+            tenants.derived_key("sessions"),
+            elsewhere.derived_key("sessions")
+        );
+        assert_ne!(
+            tenants.derived_key("sessions"),
+            tenants.derived_key("other")
+        );
     }
 }

@@ -23,6 +23,12 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Longest silence on a job's event stream before it is opened again.
 const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// The job a report is submitted as: derived from the report, so that a retry
+/// after a lost answer finds the same job, and a cancellation finds it too.
+pub(crate) fn job_id_of(report_id: &str) -> String {
+    format!("report-{report_id}")
+}
+
 /// Why a call to the gateway did not succeed.
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -68,7 +74,7 @@ impl GatewayClient {
         report_id: &str,
         parameters: ProjectionParameters,
     ) -> Result<String, CallError> {
-        let job_id = format!("report-{report_id}");
+        let job_id = job_id_of(report_id);
         let body = GenerateProjectionRequest {
             job_id: job_id.clone(),
             parameters: Some(parameters),
@@ -88,17 +94,38 @@ impl GatewayClient {
         Err(refusal(response, "the job").await)
     }
 
-    /// Opens the job's event stream.
+    /// Cancels the job; one that never reached the gateway, or has ended, is
+    /// left as it is.
+    pub(crate) async fn cancel(&self, key: &Secret, job_id: &str) -> Result<(), CallError> {
+        let response = self
+            .http
+            .post(format!("{}/jobs/{job_id}/cancel", self.base()))
+            .header(api::API_KEY_HEADER, key.expose())
+            .send()
+            .await
+            .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
+        match response.status().as_u16() {
+            200 | 404 | 409 => Ok(()),
+            _ => Err(refusal(response, "the cancellation").await),
+        }
+    }
+
+    /// Opens the job's event stream, after `last_event_id` when given.
     pub(crate) async fn events(
         &self,
         key: &Secret,
         job_id: &str,
+        last_event_id: Option<&str>,
     ) -> Result<reqwest::Response, CallError> {
-        let response = self
+        let mut request = self
             .streams
             .get(format!("{}/jobs/{job_id}/events", self.base()))
             .header(api::API_KEY_HEADER, key.expose())
-            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request
             .send()
             .await
             .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
@@ -224,7 +251,14 @@ impl Dispatcher {
             let parameters: ProjectionParameters =
                 serde_json::from_str(&report.parameters).unwrap_or_default();
             match self.client.submit(key, &report.id, parameters).await {
-                Ok(job_id) => self.store.mark_dispatched(&report.id, &job_id).await?,
+                Ok(job_id) => {
+                    if !self.store.mark_dispatched(&report.id, &job_id).await? {
+                        // Cancelled while its job was being submitted.
+                        if let Err(error) = self.client.cancel(key, &job_id).await {
+                            tracing::warn!(report = %report.id, ?error, "cannot cancel the job of a cancelled report");
+                        }
+                    }
+                }
                 Err(CallError::Transient(reason)) => {
                     let delay = self.backoff(&report);
                     tracing::warn!(report = %report.id, %reason, ?delay, "gateway unavailable; will retry");

@@ -91,7 +91,7 @@ impl Follower {
 
     /// Follows the stream until the job ends (true) or the stream does (false).
     async fn follow(&mut self) -> Result<bool, crate::Error> {
-        let response = match self.client.events(&self.key, &self.job_id).await {
+        let response = match self.client.events(&self.key, &self.job_id, None).await {
             Ok(response) => response,
             Err(CallError::Transient(reason)) => {
                 tracing::debug!(report = %self.report_id, %reason, "job events unavailable; will ask again");
@@ -130,27 +130,43 @@ impl Follower {
 
     /// Records what the job's state means for the report: true once it ended.
     async fn record(&mut self, job: JobStatus) -> Result<bool, crate::Error> {
-        let (status, result, error) = match job.status.as_str() {
-            "completed" => {
-                let result = job
-                    .result
-                    .as_ref()
-                    .and_then(|result| serde_json::to_string(result).ok());
-                ("completed", result, None)
-            }
-            "failed" | "cancelled" => {
-                let error = job
-                    .error
-                    .unwrap_or_else(|| format!("the job was {}", job.status));
-                ("failed", None, Some(error))
-            }
-            "processing" if self.status != "processing" => ("processing", None, None),
-            _ => return Ok(false),
-        };
-        self.store
-            .update(&self.report_id, status, result.as_deref(), error.as_deref())
-            .await?;
-        self.status = status.to_string();
-        Ok(status != "processing")
+        self.status = record(&self.store, &self.report_id, &self.status, job).await?;
+        Ok(is_final(&self.status))
     }
+}
+
+/// Records what the job's state means for report `report_id`, whose stored
+/// status is `status`: the report's status after.
+pub(crate) async fn record(
+    store: &ReportStore,
+    report_id: &str,
+    status: &str,
+    job: JobStatus,
+) -> Result<String, crate::Error> {
+    let (new_status, result, error) = match job.status.as_str() {
+        "completed" => {
+            let result = job
+                .result
+                .as_ref()
+                .and_then(|result| serde_json::to_string(result).ok());
+            ("completed", result, None)
+        }
+        "failed" => {
+            let error = job
+                .error
+                .unwrap_or_else(|| "the job failed without a reason".to_string());
+            ("failed", None, Some(error))
+        }
+        "cancelled" => ("cancelled", None, Some("the job was cancelled".to_string())),
+        "processing" if status != "processing" => ("processing", None, None),
+        _ => return Ok(status.to_string()),
+    };
+    store
+        .update(report_id, new_status, result.as_deref(), error.as_deref())
+        .await?;
+    Ok(new_status.to_string())
+}
+
+pub(crate) fn is_final(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
 }

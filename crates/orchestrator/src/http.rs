@@ -1,5 +1,6 @@
 //! `POST /reports`, `GET /reports/{id}` and `GET /reports`, each for the tenant
-//! whose `X-API-Key` asks: a tenant sees only its own reports.
+//! whose `X-API-Key` asks: a tenant sees only its own reports. The pages for
+//! people (`pages`) share the state and answer `GET /reports/{id}` for a browser.
 
 use api::wire::{ProjectionParameters, ReportList};
 use api::{DecodeError, Encoding, Owner, Problem, Tenants, respond};
@@ -9,15 +10,22 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_extra::extract::cookie::Key;
 
 use crate::ReportStore;
+use crate::dispatch::GatewayClient;
+use crate::pages::Viewer;
 
 const LISTED: u32 = 100;
 
+/// What the API and the pages share.
 #[derive(Clone)]
-struct AppState {
-    store: ReportStore,
-    tenants: Tenants,
+pub(crate) struct AppState {
+    pub store: ReportStore,
+    pub tenants: Tenants,
+    pub gateway: GatewayClient,
+    /// Signs the pages' session cookies.
+    pub cookies: Key,
 }
 
 impl FromRef<AppState> for Tenants {
@@ -26,11 +34,25 @@ impl FromRef<AppState> for Tenants {
     }
 }
 
-pub fn router(store: ReportStore, tenants: Tenants) -> Router {
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.cookies.clone()
+    }
+}
+
+/// The API and the pages.
+pub fn router(store: ReportStore, tenants: Tenants, gateway: GatewayClient) -> Router {
+    let cookies = Key::from(&tenants.derived_key("page sessions"));
     Router::new()
         .route("/reports", get(list).post(create))
         .route("/reports/{id}", get(show))
-        .with_state(AppState { store, tenants })
+        .merge(crate::pages::routes())
+        .with_state(AppState {
+            store,
+            tenants,
+            gateway,
+            cookies,
+        })
 }
 
 fn encoding_of(headers: &HeaderMap) -> Encoding {
@@ -84,12 +106,29 @@ async fn create(
     }
 }
 
+/// A report: its page for a browser (which asks for HTML), its body for an
+/// API client.
 async fn show(
     State(state): State<AppState>,
-    Owner(owner): Owner,
     Path(id): Path<String>,
     headers: HeaderMap,
+    viewer: Result<Viewer, Response>,
 ) -> Response {
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+        && !headers.contains_key(api::API_KEY_HEADER);
+    if wants_page {
+        return match viewer {
+            Ok(viewer) => crate::pages::report_page(&state, viewer, &id).await,
+            Err(sign_in) => sign_in,
+        };
+    }
+    let owner = match state.tenants.authenticate(&headers) {
+        Ok(owner) => owner,
+        Err(problem) => return problem.into_response(),
+    };
     match state.store.get(&owner, &id).await {
         Ok(Some(report)) => respond(StatusCode::OK, encoding_of(&headers), &report),
         Ok(None) => Problem::new(

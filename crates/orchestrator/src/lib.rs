@@ -5,6 +5,7 @@
 mod dispatch;
 mod follow;
 mod http;
+mod pages;
 mod store;
 
 use std::time::Duration;
@@ -33,7 +34,10 @@ pub async fn run(
     let gateway = GatewayClient::new(config.clone()).map_err(unbuilt)?;
     let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(unbuilt)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
-    let app = App::new(router(store.clone(), tenants), readiness(store, gateway));
+    let app = App::new(
+        router(store.clone(), tenants, gateway.clone()),
+        readiness(store, gateway),
+    );
     let served = api::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served

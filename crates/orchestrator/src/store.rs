@@ -27,6 +27,8 @@ pub(crate) struct ReportRow {
     pub result: Option<String>,
     pub error: Option<String>,
     pub dispatch_attempts: i64,
+    pub customer_id: String,
+    pub finished_at: Option<i64>,
 }
 
 impl ReportRow {
@@ -50,6 +52,13 @@ impl ReportRow {
             dispatch_attempts: self.dispatch_attempts as u32,
         }
     }
+}
+
+/// What a list of reports is narrowed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -83,16 +92,18 @@ impl ReportStore {
     ) -> Result<Report, Error> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
+        let customer_id = parameters.customer_id.clone();
         let parameters = serde_json::to_string(parameters).expect("wire messages serialise");
         let row: ReportRow = on_pool!(&self.pool, pool => {
             sqlx::query_as(
-                "INSERT INTO reports (id, owner, status, parameters, created_at, next_attempt_at)
-                 VALUES ($1, $2, 'pending', $3, $4, $4) RETURNING *",
+                "INSERT INTO reports (id, owner, status, parameters, created_at, next_attempt_at, customer_id)
+                 VALUES ($1, $2, 'pending', $3, $4, $4, $5) RETURNING *",
             )
             .bind(&id)
             .bind(owner)
             .bind(&parameters)
             .bind(now)
+            .bind(&customer_id)
             .fetch_one(pool)
             .await?
         });
@@ -101,14 +112,68 @@ impl ReportStore {
 
     /// `owner`'s report `id`; another tenant's is not found.
     pub async fn get(&self, owner: &str, id: &str) -> Result<Option<Report>, Error> {
-        let row: Option<ReportRow> = on_pool!(&self.pool, pool => {
+        Ok(self.row(owner, id).await?.map(|row| row.to_wire()))
+    }
+
+    pub(crate) async fn row(&self, owner: &str, id: &str) -> Result<Option<ReportRow>, Error> {
+        Ok(on_pool!(&self.pool, pool => {
             sqlx::query_as("SELECT * FROM reports WHERE id = $1 AND owner = $2")
                 .bind(id)
                 .bind(owner)
                 .fetch_optional(pool)
                 .await?
+        }))
+    }
+
+    /// A page of `owner`'s reports, newest first, that pass `filter`, from
+    /// just after `before` (the last of the previous page) on.
+    pub(crate) async fn page(
+        &self,
+        owner: &str,
+        filter: &ListFilter,
+        before: Option<&(i64, String)>,
+        limit: u32,
+    ) -> Result<Vec<ReportRow>, Error> {
+        let (before_at, before_id) = before.map_or((None, None), |(at, id)| (Some(*at), Some(id)));
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT * FROM reports WHERE owner = $1
+                   AND (CAST($2 AS TEXT) IS NULL OR status = $2)
+                   AND (CAST($3 AS TEXT) IS NULL OR customer_id = $3)
+                   AND (CAST($4 AS BIGINT) IS NULL OR (created_at, id) < ($4, $5))
+                 ORDER BY created_at DESC, id DESC LIMIT $6",
+            )
+            .bind(owner)
+            .bind(filter.status.as_deref())
+            .bind(filter.customer_id.as_deref())
+            .bind(before_at)
+            .bind(before_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Cancels `owner`'s report `id` unless it has ended: the report as it is
+    /// after, `None` when there is no such report.
+    pub(crate) async fn cancel(&self, owner: &str, id: &str) -> Result<Option<ReportRow>, Error> {
+        let cancelled: Option<ReportRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "UPDATE reports SET status = 'cancelled', finished_at = $3,
+                     error = 'cancelled by the person who asked for it'
+                 WHERE id = $1 AND owner = $2 AND status IN ('pending', 'dispatched', 'processing')
+                 RETURNING *",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now_millis())
+            .fetch_optional(pool)
+            .await?
         });
-        Ok(row.map(|row| row.to_wire()))
+        match cancelled {
+            Some(row) => Ok(Some(row)),
+            None => self.row(owner, id).await,
+        }
     }
 
     /// `owner`'s newest reports first.
@@ -186,8 +251,10 @@ impl ReportStore {
         }))
     }
 
-    pub(crate) async fn mark_dispatched(&self, id: &str, job_id: &str) -> Result<(), Error> {
-        on_pool!(&self.pool, pool => {
+    /// Records the report's job; false when the report is no longer pending
+    /// (it was cancelled while its job was being submitted).
+    pub(crate) async fn mark_dispatched(&self, id: &str, job_id: &str) -> Result<bool, Error> {
+        Ok(on_pool!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE reports SET status = 'dispatched', job_id = $2, dispatch_attempts = dispatch_attempts + 1
                  WHERE id = $1 AND status = 'pending'",
@@ -195,10 +262,10 @@ impl ReportStore {
             .bind(id)
             .bind(job_id)
             .execute(pool)
-            .await
-            .map(|_| ())?
-        });
-        Ok(())
+            .await?
+            .rows_affected()
+                == 1
+        }))
     }
 
     pub(crate) async fn postpone(
@@ -232,8 +299,8 @@ impl ReportStore {
         on_pool!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE reports SET status = $2, result = $3, error = $4,
-                     finished_at = CASE WHEN $2 IN ('completed', 'failed') THEN $5 END
-                 WHERE id = $1",
+                     finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 END
+                 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
             )
             .bind(id)
             .bind(status)

@@ -10,7 +10,7 @@ use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy};
 use gateway::Gateway;
 use jobstore::{AnyJobStore, ClaimRequest, JobStore, StoreOptions};
-use orchestrator::{DispatchConfig, Dispatcher, ReportStore, router};
+use orchestrator::{DispatchConfig, Dispatcher, GatewayClient, ReportStore, router};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +36,12 @@ fn client_of(key: &str) -> reqwest::Client {
 
 async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+/// The orchestrator's API and pages on `reports`, with the gateway at `gateway_url`.
+fn orchestrator_app(reports: &ReportStore, gateway_url: &str) -> axum::Router {
+    let gateway = GatewayClient::new(DispatchConfig::new(gateway_url)).unwrap();
+    router(reports.clone(), tenants(), gateway)
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -127,10 +133,6 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
     let reports = ReportStore::open(&reports_at, SchemaPolicy::Apply, 2)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    serve(listener, router(reports.clone(), tenants())).await;
-
     // The gateway's port, reserved now and served only later.
     let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -138,6 +140,9 @@ async fn dispatches_through_an_outage_and_brings_the_result_back(
         .unwrap()
         .port();
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    serve(listener, orchestrator_app(&reports, &gateway_url)).await;
     let shutdown = spawn_dispatcher(
         &reports,
         DispatchConfig {
@@ -305,11 +310,11 @@ async fn reports_whose_job_the_gateway_refuses_fail_and_never_hold_up_the_rest()
         .await
         .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    serve(listener, router(reports.clone(), tenants())).await;
     let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway_url = format!("http://{}", gateway_listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    serve(listener, orchestrator_app(&reports, &gateway_url)).await;
     serve(
         gateway_listener,
         Gateway::new(jobs.clone(), tenants()).router(),

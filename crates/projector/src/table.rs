@@ -79,18 +79,8 @@ pub fn write_table(
 
 /// An amount with thousands separators and no decimals.
 fn money(amount: f64) -> String {
-    let rounded = format!("{:.0}", amount.abs());
-    let mut grouped = String::with_capacity(rounded.len() + rounded.len() / 3);
-    for (index, digit) in rounded.chars().enumerate() {
-        if index > 0 && (rounded.len() - index) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if amount < 0.0 && rounded != "0" {
-        grouped.insert(0, '-');
-    }
-    grouped
+    use num_format::{Locale, ToFormattedString};
+    (amount.round() as i64).to_formatted_string(&Locale::en)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What every request passes before a role sees it, and every error answer
 //! after: the size limits and the body deadline answer problem+json, and an
 //! error the framework answers in plain text (no such route, wrong method, a
-//! path that does not decode) is turned into problem+json too.
+//! path that does not decode) is turned into problem+json too. Pages (HTML)
+//! keep their own error answers.
 
 use std::time::Duration;
 
@@ -115,11 +116,14 @@ async fn read_whole(request: Request, rules: BodyRules) -> Result<Request, Probl
 }
 
 async fn as_problem(response: Response, method: &axum::http::Method, target: &str) -> Response {
-    let is_problem = response
+    // A problem, or a page for a person (a form beside its errors), is
+    // answered as the role wrote it.
+    let deliberate = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value == HeaderValue::from_static("application/problem+json"));
-    if is_problem {
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value == "application/problem+json" || value.starts_with("text/html"));
+    if deliberate {
         return response;
     }
     let status = response.status();
