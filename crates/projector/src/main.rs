@@ -24,6 +24,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How service logs are written on stderr: `text` for people, `json` (one
+    /// object per line) for a log collector.
+    #[arg(long, env = "PROJECTOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,15 +68,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = cli.log_format;
     let outcome = match cli.command {
         Command::Simulate(args) => simulate::run(args),
-        Command::Up(args) => serve(args, "info", up::up),
-        Command::Demo => serve((), "warn", |()| demo::demo()),
-        Command::Gateway(args) => serve(args, "info", roles::gateway),
-        Command::Worker(args) => serve(args, "info", roles::worker),
-        Command::Orchestrator(args) => serve(args, "info", roles::orchestrator),
-        Command::Datasvc(args) => serve(args, "info", roles::datasvc),
-        Command::Migrate(args) => serve(args, "warn", roles::migrate),
+        Command::Up(args) => serve(args, ("info", logs), up::up),
+        Command::Demo => serve((), ("warn", logs), |()| demo::demo()),
+        Command::Gateway(args) => serve(args, ("info", logs), roles::gateway),
+        Command::Worker(args) => serve(args, ("info", logs), roles::worker),
+        Command::Orchestrator(args) => serve(args, ("info", logs), roles::orchestrator),
+        Command::Datasvc(args) => serve(args, ("info", logs), roles::datasvc),
+        Command::Migrate(args) => serve(args, ("warn", logs), roles::migrate),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,21 +96,29 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .is_some_and(|io_error| io_error.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-/// Runs a service command on a multi-threaded runtime with logs on stderr
-/// (`RUST_LOG` overrides the default level).
-fn serve<A, F, Fut>(args: A, default_level: &str, command: F) -> anyhow::Result<()>
+/// Runs a service command on a multi-threaded runtime with logs on stderr at
+/// a default level (`RUST_LOG` overrides it) in the given format.
+fn serve<A, F, Fut>(
+    args: A,
+    (default_level, format): (&str, LogFormat),
+    command: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(A) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
         // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     api::server::raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -505,3 +505,41 @@ async fn a_job_is_cancelled_queued_or_running_and_never_stores_a_result() {
     );
     projector.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_log_format_json_every_log_line_is_one_json_object() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &["--log-format", "json"]);
+    let gateway = projector.url("gateway");
+    assert_eq!(
+        submit(&gateway, &job_body("logged", "C-000070"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        finished(&gateway, "logged", WAIT).await["status"],
+        "completed"
+    );
+    projector.stop();
+    let log = std::fs::read_to_string(directory.path().join("up.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
+        })
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        for member in ["timestamp", "level", "target"] {
+            assert!(line[member].is_string(), "no {member}: {line}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "job started" && line["job_id"] == "logged"),
+        "the job's fields are members of its lines: {log}"
+    );
+}
