@@ -543,3 +543,32 @@ async fn with_log_format_json_every_log_line_is_one_json_object() {
         "the job's fields are members of its lines: {log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_of_every_role_carries_its_request_id() {
+    let directory = scratch_dir();
+    let projector = up(directory.path(), &[]);
+    for role in ["gateway", "data", "orchestrator"] {
+        let base = projector.url(role);
+        for path in ["/healthz", "/no-such-route"] {
+            let fresh = client().get(format!("{base}{path}")).send().await.unwrap();
+            let id = fresh.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(id.len(), 36, "{role}{path}: a UUID, got {id:?}");
+            let given = client()
+                .get(format!("{base}{path}"))
+                .header("x-request-id", "report-42-attempt-1")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                given.headers()["x-request-id"],
+                "report-42-attempt-1",
+                "{role}{path} keeps the client's id"
+            );
+        }
+    }
+    projector.stop();
+}

@@ -31,6 +31,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The header a request's id travels in.
+const REQUEST_ID: &str = "x-request-id";
 
 use crate::Problem;
 use connections::{Connections, Slot};
@@ -183,14 +188,22 @@ pub async fn serve(
 ) -> io::Result<()> {
     let HttpListener { tcp, limits } = listener.into();
     let App { router, readiness } = app.into();
-    let router =
-        with_health(router, &shutdown, readiness).layer(axum::middleware::from_fn_with_state(
+    let router = with_health(router, &shutdown, readiness)
+        .layer(axum::middleware::from_fn_with_state(
             guard::BodyRules {
                 max_bytes: limits.max_body_bytes,
                 deadline: limits.body_timeout,
             },
             guard::guard,
-        ));
+        ))
+        // Every request gets an id, the client's `X-Request-Id` or a new
+        // UUID, and the answer carries it back.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        );
     let connections = Connections::new(limits.max_connections);
     let tasks = TaskTracker::new();
     let mut pause = FIRST_ACCEPT_PAUSE;
@@ -230,6 +243,16 @@ pub async fn serve(
     tasks.close();
     tasks.wait().await;
     Ok(())
+}
+
+/// A request's span: every log line of the request names its id.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
 }
 
 /// `/health` (the original's: 503 while draining), `/healthz` (alive: 200
