@@ -3,6 +3,7 @@
 //! apt-get when missing and the tests run as root; otherwise a test fails
 //! naming the packages to install.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -56,8 +57,20 @@ fn ensure_installed() {
 /// A chromedriver process and a browser session on it; both end when dropped.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    driver: Driver,
     shots: PathBuf,
+}
+
+/// chromedriver and every browser process it started, killed when dropped,
+/// whether the test passed or panicked.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
 }
 
 impl Browser {
@@ -68,12 +81,15 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // A process group of its own: the browser it starts goes with it.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        let driver = Driver(driver);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -153,15 +169,8 @@ impl Browser {
             .unwrap();
     }
 
-    pub async fn close(mut self) {
+    /// Ends the session; the driver and the browser go when `self` drops.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
     }
 }
