@@ -8,9 +8,10 @@
 //! layer that lies wholly under the density. [`candidate`] is that test,
 //! branch-free so that a batch runs it side by side; [`settle`] finishes the
 //! rare rest one by one (the wedge beside a layer's rectangle, and the tail
-//! beyond `x[1]`) with further words from the same stream. The tables are constants (`ziggurat_tables.rs`, generated at 60
-//! digits), and the wedge and tail use the engine's own `exp` and `ln`, so a
-//! normal is the same on every machine.
+//! beyond `x[1]`) with further words from the same stream. The tables are
+//! constants (`ziggurat_tables.rs`, generated at 60 digits), and the wedge and
+//! tail use the engine's own `exp` and `ln`, so a normal is the same on every
+//! machine.
 
 use crate::isa::InstructionSet;
 use crate::rng::{LANES, LaneRng};

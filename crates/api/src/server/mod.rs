@@ -34,9 +34,6 @@ use tower::ServiceExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// The header a request's id travels in.
-const REQUEST_ID: &str = "x-request-id";
-
 use crate::Problem;
 use connections::{Connections, Slot};
 use guard::MAX_HEADERS;
@@ -244,6 +241,9 @@ pub async fn serve(
     tasks.wait().await;
     Ok(())
 }
+
+/// The header a request's id travels in.
+const REQUEST_ID: &str = "x-request-id";
 
 /// A request's span: every log line of the request names its id.
 fn request_span(request: &Request) -> tracing::Span {

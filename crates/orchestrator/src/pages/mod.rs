@@ -23,7 +23,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::dispatch::{CallError, job_id_of};
+use crate::dispatch::job_id_of;
 use crate::follow::{is_final, record};
 use crate::http::AppState;
 use crate::store::{ListFilter, ReportRow};
@@ -275,7 +275,8 @@ async fn current_progress(state: &AppState, owner: &str, row: &ReportRow) -> f64
 }
 
 /// The report's job events, relayed from the gateway for the page's script;
-/// the end is recorded before it is relayed, so the reload that follows shows it.
+/// the end is recorded before it is relayed, so the page the script fetches
+/// then shows it.
 async fn events(
     State(state): State<AppState>,
     Viewer(owner): Viewer,
@@ -308,7 +309,7 @@ async fn events(
     {
         Ok(response) => response,
         // Not submitted yet, or the gateway is away: the browser asks again.
-        Err(CallError::Transient(_) | CallError::Refused(_)) => return retry_soon(),
+        Err(_) => return retry_soon(),
     };
     let (store, report_id) = (state.store.clone(), row.id.clone());
     let status = row.status.clone();
