@@ -293,15 +293,26 @@ async fn events(
         });
         Sse::new(again).into_response()
     };
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok());
     if is_final(&row.status) {
-        return StatusCode::NO_CONTENT.into_response();
+        // A page that has seen events has seen the end: 204 stops it. One
+        // rendered just before the end learns it here.
+        if last_event_id.is_some() {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        let progress = if row.status == "completed" { 1.0 } else { 0.0 };
+        let data = serde_json::json!({"status": row.status, "progress": progress});
+        let ended = Event::default().event(&row.status).data(data.to_string());
+        return Sse::new(futures_util::stream::once(async {
+            Ok::<_, Infallible>(ended)
+        }))
+        .into_response();
     }
     let Some(key) = state.tenants.key_of(&owner) else {
         return not_found();
     };
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok());
     let response = match state
         .gateway
         .events(key, &job_id_of(&row.id), last_event_id)

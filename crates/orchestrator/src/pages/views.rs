@@ -263,6 +263,10 @@ if (box && window.EventSource) {
   for (const end of ["completed", "failed", "cancelled"]) {
     events.addEventListener(end, (event) => { show(event); events.close(); swap(); });
   }
+  // The report ended before the stream opened (204): show how it ended.
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) swap();
+  });
 }
 "#;
 
