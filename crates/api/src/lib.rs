@@ -5,15 +5,17 @@
 
 mod codec;
 mod convert;
+pub mod metrics;
 mod problem;
 mod secret;
 pub mod server;
 mod tenants;
+pub mod trace;
 mod validate;
 
 pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
 pub use problem::Problem;
-pub use secret::Secret;
+pub use secret::{Secret, bearer};
 pub use tenants::{API_KEY_HEADER, Owner, Tenants};
 pub use validate::{
     ValidationError, customer_id_rule, normalized, projection_params, report_parameters,

@@ -1,6 +1,17 @@
 //! Credentials: never printed, compared without leaking their bytes through timing.
 
+use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
+
+/// The credential a request presents as `Authorization: Bearer TOKEN`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
 
 /// A credential a client presents (an API key, a service token).
 #[derive(Clone, PartialEq, Eq)]

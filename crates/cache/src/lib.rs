@@ -14,6 +14,7 @@
 mod entry;
 mod layout;
 mod single_flight;
+mod stats;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::entry::Entry;
 pub use crate::layout::FeedMark;
 use crate::layout::{expiring, portfolio_key, result_key, split_expiring};
 use crate::single_flight::SingleFlight;
+pub use crate::stats::{Stats, Tally};
 
 /// How long a computed result is kept for reuse.
 pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -81,25 +83,6 @@ pub enum Lookup {
     Found(Portfolio, Source),
     /// The data service does not know the customer (now, or within [`NEGATIVE_TTL`]).
     Unknown,
-}
-
-/// Counters for tests and metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub expired: AtomicU64,
-    pub upstream_calls: AtomicU64,
-    /// Entries evicted because their customer changed.
-    pub evictions: AtomicU64,
-    /// Portfolios fetched while their customer changed, not stored.
-    pub discarded: AtomicU64,
-    /// Times the whole cache was dropped.
-    pub epochs: AtomicU64,
-    /// Expired entries served while the data service could not answer.
-    pub stale_served: AtomicU64,
-    /// Computed results found for reuse.
-    pub results_reused: AtomicU64,
 }
 
 pub struct PortfolioCache {
@@ -185,16 +168,24 @@ impl PortfolioCache {
         E: From<Error>,
     {
         if let Stored::Fresh(found) = self.stored(customer_id).await? {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(found);
         }
         let flight = self.flights.join(customer_id).await;
         let epoch = self.epoch.load(Ordering::SeqCst);
         // Whoever held the flight before us may have filled the entry.
         let expired = match self.stored(customer_id).await? {
-            Stored::Fresh(found) => return Ok(found),
-            Stored::Expired(portfolio) => Some(portfolio),
+            Stored::Fresh(found) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(found);
+            }
+            Stored::Expired(portfolio) => {
+                self.stats.expired.fetch_add(1, Ordering::Relaxed);
+                portfolio
+            }
             Stored::Missing => None,
         };
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
         let mut fetches = 0;
         loop {
             self.stats.upstream_calls.fetch_add(1, Ordering::Relaxed);
@@ -361,39 +352,31 @@ impl PortfolioCache {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let stored = self.db.get(portfolio_key(epoch, customer_id)).await?;
         let Some(bytes) = stored else {
-            self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Stored::Missing);
         };
         let Some(entry) = Entry::decode(&bytes) else {
             tracing::warn!(%customer_id, "unreadable cache entry; fetching it again");
-            self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Stored::Missing);
         };
         let now = now_millis();
         if entry.expires_at > now {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Stored::Fresh(match entry.portfolio {
                 Some(portfolio) => Lookup::Found(portfolio, Source::Cache),
                 None => Lookup::Unknown,
             }));
         }
-        self.stats.expired.fetch_add(1, Ordering::Relaxed);
         let stale_limit = STALE_LIMIT.as_millis() as i64;
-        Ok(match entry.portfolio {
-            Some(portfolio) if entry.expires_at.saturating_add(stale_limit) > now => {
-                Stored::Expired(portfolio)
-            }
-            _ => Stored::Missing,
-        })
+        Ok(Stored::Expired(entry.portfolio.filter(|_| {
+            entry.expires_at.saturating_add(stale_limit) > now
+        })))
     }
 }
 
-/// What the cache holds for a customer.
 enum Stored {
     Fresh(Lookup),
-    /// Past its TTL, within [`STALE_LIMIT`]: served only if the data service
-    /// cannot answer.
-    Expired(Portfolio),
+    /// Past its TTL. The portfolio, within [`STALE_LIMIT`], is served only if
+    /// the data service cannot answer.
+    Expired(Option<Portfolio>),
     Missing,
 }
 

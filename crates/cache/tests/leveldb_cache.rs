@@ -83,7 +83,9 @@ async fn an_expired_entry_is_fetched_again() {
         fetch(&expiring, "C-2", 2).await,
         (portfolio("C-2", 2), Source::Upstream)
     );
-    assert_eq!(expiring.stats().expired.load(Ordering::Relaxed), 2);
+    assert_eq!(expiring.stats().expired.load(Ordering::Relaxed), 1);
+    assert_eq!(expiring.stats().misses.load(Ordering::Relaxed), 2);
+    assert_eq!(expiring.stats().hits.load(Ordering::Relaxed), 0);
 }
 
 fn change(customer_id: &str, position: i64) -> Change {

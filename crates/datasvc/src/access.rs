@@ -30,15 +30,12 @@ pub(crate) async fn require_credential(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request.headers().get(header::AUTHORIZATION);
-    let allowed = match (presented, &access.token) {
-        (None, _) => access.allow_anonymous,
-        (Some(value), Some(token)) => value
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .is_some_and(|presented| token.matches(presented.trim())),
-        (Some(_), None) => false,
+    let headers = request.headers();
+    let allowed = match (api::bearer(headers), &access.token) {
+        (Some(presented), Some(token)) => token.matches(presented),
+        // Credentials of another kind, or a token this service has none of.
+        _ if headers.contains_key(header::AUTHORIZATION) => false,
+        _ => access.allow_anonymous,
     };
     if allowed {
         return next.run(request).await;

@@ -1,8 +1,6 @@
 //! `GET /api/customers/{customerId}/portfolio` and `GET /api/changes`, in JSON
-//! or Protobuf, and `/metrics`.
+//! or Protobuf.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::server::Shutdown;
@@ -27,24 +25,17 @@ const MAX_LIMIT: i64 = 10_000;
 #[derive(Clone)]
 struct AppState {
     store: DataStore,
-    /// Portfolio requests served, for `/metrics`.
-    portfolio_requests: Arc<AtomicU64>,
     /// Long-polls answer at once when the server starts draining.
     shutdown: Shutdown,
 }
 
-/// The portfolio API and the change feed behind `access`; `/metrics` holds no
-/// customer data and is open.
+/// The portfolio API and the change feed behind `access`.
 pub fn router(store: DataStore, access: Access) -> Router {
     routes(store, access, Shutdown::new())
 }
 
 pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Router {
-    let state = AppState {
-        store,
-        portfolio_requests: Arc::default(),
-        shutdown,
-    };
+    let state = AppState { store, shutdown };
     Router::new()
         .route("/api/customers/{customer_id}/portfolio", get(portfolio))
         .route("/api/changes", get(changes))
@@ -52,16 +43,7 @@ pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Ro
             access,
             require_credential,
         ))
-        .route("/metrics", get(metrics))
         .with_state(state)
-}
-
-/// Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> String {
-    format!(
-        "# TYPE datasvc_portfolio_requests_total counter\ndatasvc_portfolio_requests_total {}\n",
-        state.portfolio_requests.load(Ordering::Relaxed)
-    )
 }
 
 async fn portfolio(
@@ -69,7 +51,7 @@ async fn portfolio(
     Path(customer_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    state.portfolio_requests.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(api::metrics::PORTFOLIO_REQUESTS).increment(1);
     let encoding = Encoding::of_accept(
         headers
             .get(header::ACCEPT)

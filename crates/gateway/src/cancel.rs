@@ -20,7 +20,10 @@ pub async fn cancel_job<S: JobStore>(
     headers: HeaderMap,
 ) -> Response {
     let job = match gateway.store.cancel(&owner, &job_id).await {
-        Ok(Cancellation::Cancelled(job)) => job,
+        Ok(Cancellation::Cancelled(job)) => {
+            metrics::counter!(api::metrics::JOBS_CANCELLED).increment(1);
+            job
+        }
         Ok(Cancellation::Finished(job)) if job.status == JobStatus::Cancelled => job,
         Ok(Cancellation::Finished(job)) => {
             return Problem::new(

@@ -109,6 +109,8 @@ impl<S: JobStore> Gateway<S> {
                     .map_err(|error| format!("the job store does not answer ({error})"))
             })
         });
-        api::server::serve(listener, App::new(self.router(), readiness), shutdown).await
+        let depth = jobstore::gauges::queue_depth(self.store.clone());
+        let app = App::new(self.router(), readiness).with_collect(depth);
+        api::server::serve(listener, app, shutdown).await
     }
 }

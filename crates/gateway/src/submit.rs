@@ -79,6 +79,7 @@ async fn submit<S: JobStore>(
         customer_id: parameters.customer_id.clone(),
         max_attempts: MAX_ATTEMPTS,
         cost_ms: estimated_cost_ms(&parameters),
+        traceparent: api::trace::of_request(headers).map(|trace| trace.to_string()),
     };
     let submitted = gateway
         .store
@@ -100,7 +101,9 @@ async fn submit<S: JobStore>(
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    if !submitted.created {
+    if submitted.created {
+        metrics::counter!(api::metrics::JOBS_SUBMITTED).increment(1);
+    } else {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 
 use crate::Changes;
 
-use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
+use crate::job::{Cancellation, Claimed, Job, NewJob, QueueDepth, Submitted};
 use crate::{
     ClaimRequest, Clock, Failure, JobStore, PostgresJobStore, Result, STORE, SqliteJobStore,
 };
@@ -104,6 +104,10 @@ impl JobStore for AnyJobStore {
 
     async fn ping(&self) -> Result<()> {
         delegate!(self, store => store.ping().await)
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        delegate!(self, store => store.queue_depth().await)
     }
 
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {

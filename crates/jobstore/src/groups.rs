@@ -123,9 +123,10 @@ impl Batch for Submissions {
         let inserted: Vec<JobRow> = sqlx::query_as(
             "WITH submitted AS (
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                      $6::bigint[], $7::bigint[], $10::bigint[])
+                                      $6::bigint[], $7::bigint[], $10::bigint[], $11::text[])
                       WITH ORDINALITY AS submitted (id, owner, idempotency_key, request, customer_id,
-                                                    partition_id, max_attempts, cost, position)),
+                                                    partition_id, max_attempts, cost, traceparent,
+                                                    position)),
              demand AS (SELECT owner, sum(cost)::bigint AS total FROM submitted GROUP BY owner),
              reserved AS (
                  INSERT INTO tenants AS tenant (owner, virtual_ms)
@@ -141,9 +142,10 @@ impl Batch for Submissions {
                  FROM submitted JOIN demand USING (owner) JOIN reserved USING (owner)),
              inserted AS (
                  INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id,
-                                   status, max_attempts, created_at, available_at, fair_at)
+                                   status, max_attempts, created_at, available_at, fair_at,
+                                   traceparent)
                  SELECT id, owner, idempotency_key, request, customer_id, partition_id, 'queued',
-                        max_attempts, clock_ms($8), clock_ms($8), fair_at
+                        max_attempts, clock_ms($8), clock_ms($8), fair_at, traceparent
                  FROM slotted ORDER BY position
                  ON CONFLICT DO NOTHING
                  RETURNING *)
@@ -162,6 +164,7 @@ impl Batch for Submissions {
         .bind(fixed_now)
         .bind(JOBS_CHANNEL)
         .bind(column(jobs, |job| i64::from(job.cost_ms)))
+        .bind(column(jobs, |job| job.traceparent.clone()))
         .fetch_all(pool)
         .await?;
         let outcomes = inserted_outcomes(jobs, inserted.into_iter().map(Job::from).collect());

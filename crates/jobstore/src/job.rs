@@ -61,6 +61,9 @@ pub struct NewJob {
     /// Estimated run time in milliseconds: how far the job moves its tenant's
     /// virtual clock, so that tenants share the workers by work, not by count.
     pub cost_ms: u32,
+    /// The W3C `traceparent` of the submission, which the job's attempts
+    /// carry on to the data service and name in their log lines.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +84,7 @@ pub struct Job {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub traceparent: Option<String>,
 }
 
 /// The answer to a submission.
@@ -99,6 +103,29 @@ pub enum Cancellation {
     /// The job had already finished; nothing changed.
     Finished(Job),
     NotFound,
+}
+
+/// Jobs waiting and running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub queued: u64,
+    pub processing: u64,
+}
+
+impl QueueDepth {
+    /// From `(status, count)` rows of [`crate::rows::QUEUE_DEPTH`].
+    pub(crate) fn from_rows(rows: impl IntoIterator<Item = (String, i64)>) -> QueueDepth {
+        let mut depth = QueueDepth::default();
+        for (status, count) in rows {
+            let count = u64::try_from(count).unwrap_or_default();
+            match JobStatus::parse(&status) {
+                Some(JobStatus::Queued) => depth.queued = count,
+                Some(JobStatus::Processing) => depth.processing = count,
+                _ => {}
+            }
+        }
+        depth
+    }
 }
 
 /// A job held under a lease. `lease_token` fences every write of the attempt.

@@ -12,6 +12,7 @@ mod any;
 mod changes;
 mod clock;
 mod cursor;
+pub mod gauges;
 mod groups;
 mod job;
 mod postgres;
@@ -26,7 +27,8 @@ pub use any::{AnyJobStore, StoreOptions};
 pub use changes::{Changes, JobWatch};
 pub use clock::Clock;
 pub use job::{
-    Cancellation, Claimed, Job, JobStatus, NewJob, PARTITIONS, Submitted, now_millis, partition_of,
+    Cancellation, Claimed, Job, JobStatus, NewJob, PARTITIONS, QueueDepth, Submitted, now_millis,
+    partition_of,
 };
 pub use postgres::PostgresJobStore;
 pub use sqlite::SqliteJobStore;
@@ -223,6 +225,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Whether the database answers now (for readiness checks).
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// How many jobs wait and run now, across the cluster (for metrics).
+    fn queue_depth(&self) -> impl Future<Output = Result<QueueDepth>> + Send;
 
     /// Waits for pending writes and closes the store.
     fn close(&self) -> impl Future<Output = ()> + Send;

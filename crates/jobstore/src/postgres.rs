@@ -18,8 +18,10 @@ use crate::changes::{CHANGES_CHANNEL, Changes};
 use crate::clock::{Clock, millis};
 use crate::cursor::{ClaimCursors, HEAD, Position};
 use crate::groups::{Completion, Completions, Group, Submissions};
-use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted};
-use crate::rows::{JobRow, PRUNE_STATEMENT_LIMIT, REAPED, failed_attempt, node_id_live};
+use crate::job::{Cancellation, Claimed, Job, NewJob, QueueDepth, Submitted};
+use crate::rows::{
+    JobRow, PRUNE_STATEMENT_LIMIT, QUEUE_DEPTH, REAPED, failed_attempt, node_id_live,
+};
 use crate::{ClaimRequest, Failure, JobStore, Result};
 
 /// The channel that wakes idle nodes when jobs are committed.
@@ -342,6 +344,11 @@ impl JobStore for PostgresJobStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        let rows = sqlx::query_as(QUEUE_DEPTH).fetch_all(&self.pool).await?;
+        Ok(QueueDepth::from_rows(rows))
     }
 
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {

@@ -31,6 +31,7 @@ pub struct JobRow {
     fair_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    traceparent: Option<String>,
 }
 
 impl From<JobRow> for Job {
@@ -52,6 +53,7 @@ impl From<JobRow> for Job {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            traceparent: row.traceparent,
         }
     }
 }
@@ -234,3 +236,8 @@ pub fn node_id_live(node_id: &str, now: i64, heartbeat_at: i64, liveness: Durati
         wait_seconds: (liveness.as_secs_f64() - seconds_ago).max(1.0),
     }
 }
+
+/// Jobs waiting and running, by status; `(status, count)` rows. On
+/// PostgreSQL each status is counted from its partial index.
+pub(crate) const QUEUE_DEPTH: &str = "SELECT status, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY status \
+     UNION ALL SELECT status, COUNT(*) FROM jobs WHERE status = 'processing' GROUP BY status";

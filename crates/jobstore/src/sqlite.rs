@@ -14,10 +14,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::changes::Changes;
 use crate::clock::{Clock, millis};
-use crate::job::{Cancellation, Claimed, Job, NewJob, Submitted, partition_of};
+use crate::job::{Cancellation, Claimed, Job, NewJob, QueueDepth, Submitted, partition_of};
 use crate::rows::{
-    AdoptedKey, JobRow, PRUNE_STATEMENT_LIMIT, REAPED, adopt_keys, collided, failed_attempt,
-    inserted_outcomes, node_id_live, resolve_collisions,
+    AdoptedKey, JobRow, PRUNE_STATEMENT_LIMIT, QUEUE_DEPTH, REAPED, adopt_keys, collided,
+    failed_attempt, inserted_outcomes, node_id_live, resolve_collisions,
 };
 use crate::writer::{OpFuture, Queued, group_commit, operation};
 use crate::{ClaimRequest, Error, Failure, JobStore, Result};
@@ -112,6 +112,7 @@ struct Row<'a> {
     partition: u32,
     max_attempts: u32,
     fair_at: i64,
+    traceparent: Option<&'a str>,
 }
 
 /// A group's submissions: one multi-row insert, one lookup of the rows it
@@ -133,16 +134,17 @@ pub(crate) async fn insert_group(
             partition: partition_of(&job.customer_id),
             max_attempts: job.max_attempts,
             fair_at: slots.next_for(job),
+            traceparent: job.traceparent.as_deref(),
         })
         .collect();
     let rows = json(&rows)?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
     let inserted: Vec<JobRow> = sqlx::query_as(
         "INSERT INTO jobs (id, owner, idempotency_key, request, customer_id, partition_id, status,
-                           max_attempts, created_at, available_at, fair_at)
+                           max_attempts, created_at, available_at, fair_at, traceparent)
          SELECT value ->> 'id', value ->> 'owner', value ->> 'key', value ->> 'request',
                 value ->> 'customer', value ->> 'partition', 'queued', value ->> 'max_attempts', $2, $2,
-                value ->> 'fair_at'
+                value ->> 'fair_at', value ->> 'traceparent'
          FROM json_each($1) WHERE true
          ON CONFLICT DO NOTHING RETURNING *",
     )
@@ -428,6 +430,11 @@ impl JobStore for SqliteJobStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        let rows = sqlx::query_as(QUEUE_DEPTH).fetch_all(&self.pool).await?;
+        Ok(QueueDepth::from_rows(rows))
     }
 
     async fn rename_owner(&self, from: &str, to: &str) -> Result<u64> {

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
+use api::trace::{TRACEPARENT, TraceParent};
 use api::wire::{GenerateProjectionRequest, ProjectionParameters};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use api::{Secret, Tenants};
 
@@ -25,6 +27,20 @@ const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The job a report is submitted as: derived from the report, so that a retry
 /// after a lost answer finds the same job, and a cancellation finds it too.
+/// A report's trace: its id (a UUID, which every report has) is the trace's
+/// id, so that the report's id finds its log lines in every role.
+pub(crate) fn trace_of(report_id: &str) -> TraceParent {
+    uuid::Uuid::parse_str(report_id).map_or_else(
+        |_| TraceParent::start(),
+        |id| TraceParent::of_trace(id.as_u128()),
+    )
+}
+
+/// The span of the work done for one report, naming it and its trace.
+pub(crate) fn report_span(report_id: &str) -> tracing::Span {
+    tracing::info_span!("report", report_id, trace_id = %trace_of(report_id).trace_id())
+}
+
 pub(crate) fn job_id_of(report_id: &str) -> String {
     format!("report-{report_id}")
 }
@@ -84,6 +100,7 @@ impl GatewayClient {
             .post(format!("{}/generate_projection", self.base()))
             .header(api::API_KEY_HEADER, key.expose())
             .header("x-idempotency-key", &job_id)
+            .header(TRACEPARENT, trace_of(report_id).to_string())
             .json(&body)
             .send()
             .await
@@ -245,30 +262,38 @@ impl Dispatcher {
 
     async fn dispatch_due(&self) -> Result<(), crate::Error> {
         for report in self.store.due_for_dispatch(BATCH).await? {
-            let Some(key) = self.key_for(&report).await? else {
-                continue;
-            };
-            let parameters: ProjectionParameters =
-                serde_json::from_str(&report.parameters).unwrap_or_default();
-            match self.client.submit(key, &report.id, parameters).await {
-                Ok(job_id) => {
-                    if !self.store.mark_dispatched(&report.id, &job_id).await? {
-                        // Cancelled while its job was being submitted.
-                        if let Err(error) = self.client.cancel(key, &job_id).await {
-                            tracing::warn!(report = %report.id, ?error, "cannot cancel the job of a cancelled report");
-                        }
+            let span = report_span(&report.id);
+            self.dispatch(report).instrument(span).await?;
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, report: ReportRow) -> Result<(), crate::Error> {
+        let Some(key) = self.key_for(&report).await? else {
+            return Ok(());
+        };
+        let parameters: ProjectionParameters =
+            serde_json::from_str(&report.parameters).unwrap_or_default();
+        match self.client.submit(key, &report.id, parameters).await {
+            Ok(job_id) => {
+                tracing::info!(%job_id, "report dispatched");
+                if !self.store.mark_dispatched(&report.id, &job_id).await? {
+                    // Cancelled while its job was being submitted.
+                    if let Err(error) = self.client.cancel(key, &job_id).await {
+                        tracing::warn!(?error, "cannot cancel the job of a cancelled report");
                     }
                 }
-                Err(CallError::Transient(reason)) => {
-                    let delay = self.backoff(&report);
-                    tracing::warn!(report = %report.id, %reason, ?delay, "gateway unavailable; will retry");
-                    self.store.postpone(&report.id, delay, &reason).await?;
-                }
-                Err(CallError::Refused(reason)) => {
-                    self.store
-                        .update(&report.id, "failed", None, Some(&reason))
-                        .await?;
-                }
+            }
+            Err(CallError::Transient(reason)) => {
+                let delay = self.backoff(&report);
+                tracing::warn!(%reason, ?delay, "gateway unavailable; will retry");
+                self.store.postpone(&report.id, delay, &reason).await?;
+            }
+            Err(CallError::Refused(reason)) => {
+                tracing::warn!(%reason, "the gateway refused the report's job");
+                self.store
+                    .update(&report.id, "failed", None, Some(&reason))
+                    .await?;
             }
         }
         Ok(())

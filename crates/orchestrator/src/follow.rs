@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::Instrument;
 
 use api::Secret;
 use api::wire::JobStatus;
@@ -56,14 +57,18 @@ impl Following {
             status: report.status.clone(),
         };
         let (following, shutdown) = (self.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let report_id = follower.report_id.clone();
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = follower.run() => {}
+        let span = crate::dispatch::report_span(&report.id);
+        tokio::spawn(
+            async move {
+                let report_id = follower.report_id.clone();
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = follower.run() => {}
+                }
+                following.lock().remove(&report_id);
             }
-            following.lock().remove(&report_id);
-        });
+            .instrument(span),
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use api::server::{Limits, Shutdown};
+use api::server::Shutdown;
 use api::{Secret, Tenants};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
@@ -17,7 +17,7 @@ use orchestrator::{DispatchConfig, ReportStore};
 use tokio::task::JoinSet;
 use worker::WorkerConfig;
 
-use crate::listen::{bind, url_of};
+use crate::listen::{Listening, bind, url_of};
 use crate::roles::{
     DataServiceArgs, adopt_unowned_reports, build_node, open_data_store, open_gateway,
     open_report_store,
@@ -52,7 +52,7 @@ pub struct ClusterConfig {
     /// The secret job owners are derived from keys with.
     pub tenant_secret: Secret,
     pub cache_ttl: Duration,
-    pub limits: Limits,
+    pub listening: Listening,
     /// Finished reports are deleted this long after they ended.
     pub report_retention: Duration,
     /// How fast each tenant may submit; no limit when absent.
@@ -95,7 +95,7 @@ impl Cluster {
                     datasvc::DEMO_CUSTOMERS,
                 )
                 .await?;
-                let listener = bind(address, "data service", config.limits).await?;
+                let listener = bind(address, "data service", &config.listening).await?;
                 let url = url_of(&listener)?;
                 let token = service.access.token.clone();
                 http.spawn(datasvc::run(
@@ -108,7 +108,7 @@ impl Cluster {
             }
             DataServiceAt::External { url, token } => (url, token, None),
         };
-        let listener = bind(config.gateway_addr, "gateway", config.limits).await?;
+        let listener = bind(config.gateway_addr, "gateway", &config.listening).await?;
         let gateway_url = url_of(&listener)?;
         let tenants = Tenants::new(config.tenant_secret.clone(), &config.api_keys);
         let gateway = open_gateway(
@@ -119,7 +119,7 @@ impl Cluster {
         .await?;
         http.spawn(gateway.run(listener, shutdown.clone()));
 
-        let listener = bind(config.orchestrator_addr, "orchestrator", config.limits).await?;
+        let listener = bind(config.orchestrator_addr, "orchestrator", &config.listening).await?;
         let orchestrator_url = url_of(&listener)?;
         adopt_unowned_reports(&reports, &tenants).await?;
         http.spawn(orchestrator::run(

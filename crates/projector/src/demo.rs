@@ -11,6 +11,7 @@ use serde_json::json;
 use worker::WorkerConfig;
 
 use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
+use crate::listen::Listening;
 use crate::roles::DataServiceArgs;
 use crate::stores::StoreArgs;
 use crate::up::generate_key;
@@ -38,7 +39,10 @@ pub async fn demo() -> Result<()> {
         api_keys: vec![Secret::new(api_key.clone())],
         tenant_secret: Secret::new(generate_key()),
         cache_ttl: Duration::from_secs(3600),
-        limits: api::server::Limits::default(),
+        listening: Listening {
+            limits: api::server::Limits::default(),
+            scrape_token: None,
+        },
         report_retention: orchestrator::DEFAULT_RETENTION,
         submission_rate: None,
     })

@@ -120,6 +120,8 @@ where
             .init(),
     }
     api::server::raise_open_file_limit();
+    // Before any role counts anything.
+    api::metrics::handle();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

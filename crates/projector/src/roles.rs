@@ -112,7 +112,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let tenants = args.keys.tenants("the gateway")?;
     let location = args.http.store.location(JOBS_FILE)?;
     let store = open_job_store(&location, args.http.store.policy(), GATEWAY_CONNECTIONS).await?;
-    let listener = bind(args.addr, "gateway", args.http.limits.limits()).await?;
+    let listener = bind(args.addr, "gateway", &args.http.limits.listening()).await?;
     let role = open_gateway(Arc::new(store.clone()), tenants, args.submissions.rate()).await?;
     println!("gateway       {}", url_of(&listener)?);
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
@@ -244,7 +244,7 @@ pub async fn datasvc(args: DatasvcArgs) -> Result<()> {
     let service = args.service.service(None)?;
     let location = args.http.store.location(DATA_FILE)?;
     let store = open_data_store(&location, args.http.store.policy(), args.customers).await?;
-    let listener = bind(args.addr, "data service", args.http.limits.limits()).await?;
+    let listener = bind(args.addr, "data service", &args.http.limits.listening()).await?;
     println!("data service  {}/api", url_of(&listener)?);
     let served = store.clone();
     serve_until_signal(signals, args.http.drain_seconds, |shutdown| {
@@ -309,7 +309,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> Result<()> {
     let location = args.http.store.location(REPORTS_FILE)?;
     let store = open_report_store(&location, args.http.store.policy()).await?;
     adopt_unowned_reports(&store, &tenants).await?;
-    let listener = bind(args.addr, "orchestrator", args.http.limits.limits()).await?;
+    let listener = bind(args.addr, "orchestrator", &args.http.limits.listening()).await?;
     println!("orchestrator  {}", url_of(&listener)?);
     let config = DispatchConfig {
         retention: args.reports.retention(),
@@ -351,6 +351,9 @@ pub async fn open_report_store(location: &Location, policy: SchemaPolicy) -> Res
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Where the node answers its health, readiness and metrics.
+    #[arg(long, env = "PROJECTOR_WORKER_ADDR", default_value = "127.0.0.1:9100")]
+    addr: SocketAddr,
     /// Names this node among the live nodes; refused while another live node has it.
     #[arg(long, env = "PROJECTOR_NODE_ID", default_value = "node-1")]
     node_id: String,
@@ -371,6 +374,8 @@ pub struct WorkerArgs {
     tuning: WorkerTuning,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// What `worker` and `up` both tune.
@@ -465,10 +470,19 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         args.datasvc_token.secret(),
     )
     .await?;
+    let listener = bind(args.addr, "worker", &args.limits.listening()).await?;
+    let url = url_of(&listener)?;
     let cache = node.cache.clone();
     let shutdown = Shutdown::new();
+    let operations = tokio::spawn(worker::serve_operations(
+        node.store.clone(),
+        node.client.clone(),
+        listener,
+        shutdown.clone(),
+    ));
     let mut running = tokio::spawn(worker::run(node, shutdown.draining_token()));
-    println!("worker        {} ready", args.node_id);
+    println!("worker        {} {url}", args.node_id);
+    // Readiness answers 503 from the first signal while running jobs finish.
     let outcome = tokio::select! {
         () = signals.first() => {
             shutdown.drain();
@@ -476,6 +490,10 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         }
         outcome = &mut running => outcome,
     };
+    shutdown.stop();
+    if let Ok(Err(error)) = operations.await {
+        tracing::warn!(%error, "the worker's health and metrics listener failed");
+    }
     if let Err(error) = cache.close().await {
         tracing::warn!(%error, "cache did not close cleanly; it will be checked on the next start");
     }

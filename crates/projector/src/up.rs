@@ -95,7 +95,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         api_keys,
         tenant_secret,
         cache_ttl: args.tuning.cache_ttl(),
-        limits: args.limits.limits(),
+        listening: args.limits.listening(),
         report_retention: args.reports.retention(),
         submission_rate: args.submissions.rate(),
     })

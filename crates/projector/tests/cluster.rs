@@ -175,17 +175,9 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
         &json!({"customer_id": "C-000042", "time_horizon_years": 5, "risk_profile": "aggressive"}),
     )
     .await;
-    let id = created["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let report = get_as(&format!("{orchestrator}/reports/{id}"), OTHER_KEY).await;
-        if report["status"] == "completed" {
-            assert!(report["result"]["projection_value"].as_f64().unwrap() > 0.0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "{report}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = created["id"].as_str().unwrap();
+    let report = completed_report(&orchestrator, OTHER_KEY, id, WAIT).await;
+    assert!(report["result"]["projection_value"].as_f64().unwrap() > 0.0);
     pool.close().await;
 }
 
@@ -321,6 +313,18 @@ async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(alive.status(), 200, "alive while its store is away");
+    let node = cluster.worker_url("node-1");
+    let node_unready = client().get(format!("{node}/readyz")).send().await.unwrap();
+    assert_eq!(
+        node_unready.status(),
+        503,
+        "a worker node without its store"
+    );
+    let problem: Value = node_unready.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("job store"),
+        "{problem}"
+    );
     proxy.restore();
 
     // Everything reconnects: new work is accepted and done, and the jobs that
@@ -340,6 +344,8 @@ async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200, "ready again once its store answers");
+    let node_ready = client().get(format!("{node}/readyz")).send().await.unwrap();
+    assert_eq!(node_ready.status(), 200, "the node is ready again too");
     for id in heavy.iter().map(String::as_str).chain(["after"]) {
         let job = finished(&gateway, id, WAIT).await;
         assert_eq!(job["status"], "completed", "{job}");
@@ -348,6 +354,17 @@ async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
         status(&gateway, "during").await["error"],
         "Job not found",
         "a refused submission left nothing behind"
+    );
+    // The node counted its own work: both jobs that ran through the outage
+    // and the one after, each claimed and completed once.
+    let counted = scrape(&node, None).await;
+    assert_eq!(
+        sample(&counted, "projector_jobs_completed_total", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&counted, "projector_jobs", &[("status", "queued")]),
+        Some(0.0)
     );
 }
 

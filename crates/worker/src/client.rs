@@ -7,9 +7,10 @@
 //! `breaker_failures` failures in a row, refuses calls at once while open, and
 //! lets one probe through every `breaker_open` until one succeeds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::Secret;
+use api::trace::{TRACEPARENT, TraceParent};
 use api::wire::{ChangeFeed, Portfolio};
 use prost::Message;
 use rand::Rng;
@@ -19,6 +20,9 @@ use tower_circuitbreaker::{CircuitBreakerConfig, CircuitBreakerError, CircuitSta
 
 /// Portfolio requests through the bulkhead and the breaker.
 type Calls = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
+
+/// Longest wait for the data service's health answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -105,14 +109,32 @@ impl DataClient {
         })
     }
 
-    /// One portfolio request through the bulkhead and the breaker.
+    /// One portfolio request through the bulkhead and the breaker, timed
+    /// from its sending to its answer's headers.
     async fn call(&self, request: reqwest::Request) -> Result<reqwest::Response, CallError> {
         let mut calls = self.portfolio_calls.clone();
         let ready = calls.ready().await.map_err(CallError::from_box)?;
-        ready.call(request).await.map_err(CallError::from_box)
+        let sent = Instant::now();
+        let answered = ready.call(request).await.map_err(CallError::from_box);
+        let outcome = match &answered {
+            Ok(response) if !response.status().is_server_error() => "answered",
+            Err(CallError::Open) => "breaker_open",
+            _ => "failed",
+        };
+        metrics::histogram!(api::metrics::DATASVC_REQUEST_DURATION, "outcome" => outcome)
+            .record(sent.elapsed());
+        if outcome != "answered" {
+            metrics::counter!(api::metrics::DATASVC_REQUEST_ERRORS).increment(1);
+        }
+        answered
     }
 
-    pub async fn portfolio(&self, customer_id: &str) -> Result<Portfolio, FetchError> {
+    /// The customer's portfolio; each request carries the next hop of `trace`.
+    pub async fn portfolio(
+        &self,
+        customer_id: &str,
+        trace: Option<TraceParent>,
+    ) -> Result<Portfolio, FetchError> {
         let url = format!(
             "{}/api/customers/{customer_id}/portfolio",
             self.config.base_url.trim_end_matches('/')
@@ -125,6 +147,9 @@ impl DataClient {
             let mut request = self.http.get(&url).header("accept", api::PROTOBUF);
             if let Some(token) = &self.config.token {
                 request = request.bearer_auth(token.expose());
+            }
+            if let Some(trace) = trace {
+                request = request.header(TRACEPARENT, trace.child().to_string());
             }
             let request = request
                 .build()
@@ -188,6 +213,23 @@ impl DataClient {
             attempts: self.config.attempts,
             detail: last_failure,
         })
+    }
+
+    /// Whether the data service answers at all (its health, any answer but a
+    /// server error), for the node's readiness; `Err` says what is wrong.
+    pub async fn answers(&self) -> Result<(), String> {
+        let url = format!("{}/health", self.config.base_url.trim_end_matches('/'));
+        match self.http.get(&url).timeout(HEALTH_TIMEOUT).send().await {
+            Ok(response) if !response.status().is_server_error() => Ok(()),
+            Ok(response) => Err(format!(
+                "the data service at {url} answers {}",
+                response.status()
+            )),
+            Err(error) => Err(format!(
+                "the data service at {url} does not answer ({})",
+                describe(&error)
+            )),
+        }
     }
 
     /// One page of the change feed after `after`, waiting up to `wait` for a

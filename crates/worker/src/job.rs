@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use api::trace::TraceParent;
 use api::wire::{Portfolio, ProjectionParameters};
 use engine::{Assumptions, ModelInputs, Observer, ProjectionResult, Shocks};
 use jobstore::{Claimed, Failure, JobStore};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use cache::{Fetched, Lookup, Source};
 
@@ -70,27 +72,50 @@ enum Outcome {
     Abandoned,
 }
 
+/// Runs one attempt in a span naming the job and its trace, so that every log
+/// line of the attempt carries the trace its submission started.
 pub async fn run_under_lease<S: JobStore>(
     node: &Arc<Node<S>>,
     claim: Claimed,
     abandon: CancellationToken,
 ) {
+    let trace = claim
+        .job
+        .traceparent
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(TraceParent::start);
+    let span = tracing::info_span!("job", job_id = %claim.job.id, trace_id = %trace.trace_id());
+    attempt(node, claim, trace, abandon).instrument(span).await
+}
+
+async fn attempt<S: JobStore>(
+    node: &Arc<Node<S>>,
+    claim: Claimed,
+    trace: TraceParent,
+    abandon: CancellationToken,
+) {
     let job_id = claim.job.id.clone();
     tracing::info!(%job_id, attempt = claim.job.attempts, customer = %claim.job.customer_id, "job started");
+    record_claim(&claim.job);
+    let started = Instant::now();
     let control = Arc::new(JobControl {
         progress_bits: AtomicU64::new(0),
         lease_lost: AtomicBool::new(false),
         abandon,
     });
     let heartbeat_stop = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat_loop(
-        node.clone(),
-        claim.clone(),
-        control.clone(),
-        heartbeat_stop.clone(),
-    ));
+    let heartbeat = tokio::spawn(
+        heartbeat_loop(
+            node.clone(),
+            claim.clone(),
+            control.clone(),
+            heartbeat_stop.clone(),
+        )
+        .in_current_span(),
+    );
     let outcome = tokio::select! {
-        outcome = run(node, &claim, control.clone()) => outcome,
+        outcome = run(node, &claim, trace, control.clone()) => outcome,
         () = control.abandon.cancelled() => Outcome::Abandoned,
     };
     heartbeat_stop.cancel();
@@ -99,15 +124,81 @@ pub async fn run_under_lease<S: JobStore>(
         Outcome::Failed(_) if control.abandon.is_cancelled() => Outcome::Abandoned,
         outcome => outcome,
     };
+    let ended = ending(&outcome, &claim);
+    metrics::histogram!(api::metrics::JOB_RUN, "outcome" => ended.label())
+        .record(started.elapsed());
     let stored = store_outcome(node, &claim, outcome, &control.abandon).await;
     match stored {
-        Ok(true) => tracing::info!(%job_id, "job attempt recorded"),
+        Ok(true) => {
+            ended.count();
+            tracing::info!(%job_id, "job attempt recorded")
+        }
         Ok(false) => {
             tracing::warn!(%job_id, "lease lost before the outcome could be stored; another attempt owns the job, or it was cancelled")
         }
         Err(error) => {
             tracing::error!(%job_id, %error, "job outcome could not be stored; the lease will expire and the job run again")
         }
+    }
+}
+
+/// How an attempt ends, as the metrics count it.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Completed,
+    /// The job failed for good.
+    Failed,
+    /// The job goes back to the queue for another attempt.
+    Retried,
+    /// The node stops; the job goes back to the queue without using an attempt.
+    Abandoned,
+}
+
+impl Ending {
+    fn label(self) -> &'static str {
+        match self {
+            Ending::Completed => "completed",
+            Ending::Failed => "failed",
+            Ending::Retried => "retried",
+            Ending::Abandoned => "abandoned",
+        }
+    }
+
+    /// Counts an ending the job store recorded.
+    fn count(self) {
+        let name = match self {
+            Ending::Completed => api::metrics::JOBS_COMPLETED,
+            Ending::Failed => api::metrics::JOBS_FAILED,
+            Ending::Retried => api::metrics::JOBS_RETRIED,
+            Ending::Abandoned => return,
+        };
+        metrics::counter!(name).increment(1);
+    }
+}
+
+fn ending(outcome: &Outcome, claim: &Claimed) -> Ending {
+    match outcome {
+        Outcome::Completed(_) => Ending::Completed,
+        Outcome::Failed(Failure::Retryable { .. })
+            if claim.job.attempts < claim.job.max_attempts =>
+        {
+            Ending::Retried
+        }
+        Outcome::Failed(_) => Ending::Failed,
+        Outcome::Abandoned => Ending::Abandoned,
+    }
+}
+
+/// A claim, which attempt it is, and for a first attempt how long the job
+/// waited from its submission.
+fn record_claim(job: &jobstore::Job) {
+    metrics::counter!(api::metrics::JOBS_CLAIMED).increment(1);
+    metrics::histogram!(api::metrics::JOB_ATTEMPT).record(f64::from(job.attempts));
+    if job.attempts == 1
+        && let Some(started_at) = job.started_at
+    {
+        let waited_ms = started_at.saturating_sub(job.created_at).max(0);
+        metrics::histogram!(api::metrics::COMMIT_TO_CLAIM).record(waited_ms as f64 / 1000.0);
     }
 }
 
@@ -150,7 +241,12 @@ async fn store_outcome<S: JobStore>(
     }
 }
 
-async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobControl>) -> Outcome {
+async fn run<S: JobStore>(
+    node: &Node<S>,
+    claim: &Claimed,
+    trace: TraceParent,
+    control: Arc<JobControl>,
+) -> Outcome {
     let parameters: ProjectionParameters = match serde_json::from_str(&claim.job.request) {
         Ok(parameters) => parameters,
         Err(error) => return permanent(format!("the stored request is unreadable: {error}")),
@@ -165,7 +261,7 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
         .get_or_fetch(
             customer_id,
             || async {
-                match node.client.portfolio(customer_id).await {
+                match node.client.portfolio(customer_id, Some(trace)).await {
                     Ok(portfolio) => Ok(Fetched::Portfolio(portfolio)),
                     Err(FetchError::NotFound(_)) => Ok(Fetched::Unknown),
                     Err(error) => Err(error),
@@ -218,6 +314,7 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
         return completed(result, true);
     }
     let engine_control = control.clone();
+    let computing = Instant::now();
     let projected = on_engine(&node.engine_pool, move || {
         let shocks = Shocks::Random;
         let mut simulation = engine::simulate(&inputs, &shocks, &*engine_control)?;
@@ -226,6 +323,7 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
     .await;
     match projected {
         Ok(Ok(result)) => {
+            record_engine_speed(&params, computing.elapsed());
             keep_result(node, &digest, &result).await;
             completed(result, false)
         }
@@ -241,6 +339,16 @@ async fn run<S: JobStore>(node: &Node<S>, claim: &Claimed, control: Arc<JobContr
             "the engine thread stopped unexpectedly".into(),
             claim.job.attempts,
         ),
+    }
+}
+
+/// The projection's path-steps (paths times months), and how fast they ran.
+fn record_engine_speed(params: &engine::ProjectionParams, took: Duration) {
+    let steps = u64::from(params.paths) * u64::from(params.time_horizon_years) * 12;
+    metrics::counter!(api::metrics::ENGINE_PATH_STEPS).increment(steps);
+    if !took.is_zero() {
+        metrics::gauge!(api::metrics::ENGINE_PATH_STEPS_PER_SECOND)
+            .set(steps as f64 / took.as_secs_f64());
     }
 }
 

@@ -20,6 +20,30 @@ pub use client::{ClientConfig, DataClient, FetchError};
 pub use node::run;
 pub use placement::owned_partitions;
 
+/// Serves the node's `/healthz`, `/readyz` and `/metrics` on `listener` until
+/// `shutdown` stops it: ready while its job store and the data service answer.
+pub async fn serve_operations<S: jobstore::JobStore>(
+    store: Arc<S>,
+    client: DataClient,
+    listener: impl Into<api::server::HttpListener>,
+    shutdown: api::server::Shutdown,
+) -> std::io::Result<()> {
+    let checked = store.clone();
+    let readiness: api::server::ReadinessCheck = Arc::new(move || {
+        let (store, client) = (checked.clone(), client.clone());
+        Box::pin(async move {
+            store
+                .ping()
+                .await
+                .map_err(|error| format!("the job store does not answer ({error})"))?;
+            client.answers().await
+        })
+    });
+    let app = api::server::App::new(axum::Router::new(), readiness)
+        .with_collect(jobstore::gauges::queue_depth(store));
+    api::server::serve(listener, app, shutdown).await
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Names the node in leases, the node registry and logs; unique among live nodes.

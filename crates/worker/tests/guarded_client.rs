@@ -67,14 +67,14 @@ async fn the_breaker_opens_after_failures_in_a_row_probes_once_and_closes_on_suc
     let client = DataClient::new(config(&url)).unwrap();
     upstream.failing.store(true, Ordering::SeqCst);
     for _ in 0..3 {
-        let error = client.portfolio("C-1").await.unwrap_err();
+        let error = client.portfolio("C-1", None).await.unwrap_err();
         assert!(error.to_string().contains("HTTP 500"), "{error}");
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 3);
 
     // Open: refused at once, nothing sent.
     for _ in 0..20 {
-        let error = client.portfolio("C-1").await.unwrap_err();
+        let error = client.portfolio("C-1", None).await.unwrap_err();
         assert!(matches!(error, FetchError::Unavailable { .. }));
         assert!(
             error.to_string().contains("circuit breaker is open"),
@@ -85,15 +85,18 @@ async fn the_breaker_opens_after_failures_in_a_row_probes_once_and_closes_on_suc
 
     // A failed probe opens it again.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    client.portfolio("C-1").await.unwrap_err();
-    client.portfolio("C-1").await.unwrap_err();
+    client.portfolio("C-1", None).await.unwrap_err();
+    client.portfolio("C-1", None).await.unwrap_err();
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 4, "one probe");
 
     // A successful probe closes it.
     upstream.failing.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(350)).await;
     for _ in 0..5 {
-        assert_eq!(client.portfolio("C-1").await.unwrap().customer_id, "C-1");
+        assert_eq!(
+            client.portfolio("C-1", None).await.unwrap().customer_id,
+            "C-1"
+        );
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 9);
 }
@@ -111,7 +114,7 @@ async fn the_bulkhead_bounds_the_requests_in_flight() {
     let mut fetches = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let client = client.clone();
-        fetches.spawn(async move { client.portfolio("C-1").await.unwrap() });
+        fetches.spawn(async move { client.portfolio("C-1", None).await.unwrap() });
     }
     while let Some(fetched) = fetches.join_next().await {
         fetched.unwrap();

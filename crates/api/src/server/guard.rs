@@ -26,18 +26,17 @@ const MAX_ECHO_CHARS: usize = 200;
 const MAX_PLAIN_ERROR_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BodyRules {
+pub(super) struct Rules {
     pub max_bytes: usize,
+    /// For the whole body to arrive.
     pub deadline: Duration,
+    /// For the answer to start; the timeout layer answers a bare 503 beyond.
+    pub answer_within: Duration,
 }
 
 /// Checks the request's size, reads its whole body within the deadline, and
 /// answers every error as problem+json.
-pub(super) async fn guard(
-    State(rules): State<BodyRules>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn guard(State(rules): State<Rules>, request: Request, next: Next) -> Response {
     // Kept for the words of an error answer; cloning shares the bytes.
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match read_whole(request, rules).await {
@@ -53,12 +52,12 @@ pub(super) async fn guard(
         }
     };
     if response.status().is_client_error() || response.status().is_server_error() {
-        return as_problem(response, &method, &echo(&uri.to_string())).await;
+        return as_problem(response, &method, &echo(&uri.to_string()), rules).await;
     }
     response
 }
 
-async fn read_whole(request: Request, rules: BodyRules) -> Result<Request, Problem> {
+async fn read_whole(request: Request, rules: Rules) -> Result<Request, Problem> {
     let target_bytes = request
         .uri()
         .path_and_query()
@@ -115,7 +114,12 @@ async fn read_whole(request: Request, rules: BodyRules) -> Result<Request, Probl
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-async fn as_problem(response: Response, method: &axum::http::Method, target: &str) -> Response {
+async fn as_problem(
+    response: Response,
+    method: &axum::http::Method,
+    target: &str,
+    rules: Rules,
+) -> Response {
     // A problem, or a page for a person (a form beside its errors), is
     // answered as the role wrote it.
     let deliberate = response
@@ -139,6 +143,10 @@ async fn as_problem(response: Response, method: &axum::http::Method, target: &st
                 .as_ref()
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("none")
+        ),
+        StatusCode::SERVICE_UNAVAILABLE if plain.is_empty() => format!(
+            "{method} {target} was not answered within {} s; try again later",
+            rules.answer_within.as_secs_f64()
         ),
         _ => echo(String::from_utf8_lossy(&plain).trim()),
     };

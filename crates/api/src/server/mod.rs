@@ -22,8 +22,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,9 +32,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::Problem;
+use crate::metrics::{self, Collect};
+use crate::trace;
+use crate::{Problem, Secret};
 use connections::{Connections, Slot};
 use guard::MAX_HEADERS;
 pub use guard::echo;
@@ -92,6 +95,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Time for a request's answer to start (above the longest long-poll, 60 s;
+    /// an event stream's body is not limited); beyond, 503.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -101,6 +107,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(15),
             body_timeout: Duration::from_secs(15),
             max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -130,11 +137,13 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// A bound listener and what it allows its clients.
+/// A bound listener, what it allows its clients, and the bearer token a
+/// scrape of `/metrics` must present (none: open, like the health checks).
 #[derive(Debug)]
 pub struct HttpListener {
     pub tcp: TcpListener,
     pub limits: Limits,
+    pub scrape_token: Option<Secret>,
 }
 
 impl From<TcpListener> for HttpListener {
@@ -142,6 +151,7 @@ impl From<TcpListener> for HttpListener {
         HttpListener {
             tcp,
             limits: Limits::default(),
+            scrape_token: None,
         }
     }
 }
@@ -150,25 +160,35 @@ impl From<TcpListener> for HttpListener {
 pub type ReadinessCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
-/// What a role serves: its routes, and how to tell whether it is ready.
+/// What a role serves: its routes, how to tell whether it is ready, and what
+/// it reads into its metrics before a scrape.
 pub struct App {
     pub router: Router,
     pub readiness: ReadinessCheck,
+    pub collect: Option<Collect>,
 }
 
 impl App {
     pub fn new(router: Router, readiness: ReadinessCheck) -> Self {
-        App { router, readiness }
+        App {
+            router,
+            readiness,
+            collect: None,
+        }
+    }
+
+    pub fn with_collect(self, collect: Collect) -> Self {
+        App {
+            collect: Some(collect),
+            ..self
+        }
     }
 }
 
 /// A role with nothing to check: ready whenever it serves.
 impl From<Router> for App {
     fn from(router: Router) -> Self {
-        App {
-            router,
-            readiness: Arc::new(|| Box::pin(async { Ok(()) })),
-        }
+        App::new(router, Arc::new(|| Box::pin(async { Ok(()) })))
     }
 }
 
@@ -176,28 +196,50 @@ impl From<Router> for App {
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
-/// Serves `app` with `/health`, `/healthz` and `/readyz` until `shutdown`
-/// stops, then waits for the requests in flight.
+/// Serves `app` with `/health`, `/healthz`, `/readyz` and `/metrics` until
+/// `shutdown` stops, then waits for the requests in flight. Every route of
+/// every role passes the same layers: a request id and a span, timing, the
+/// size limits and deadlines, and the answer's timeout.
 pub async fn serve(
     listener: impl Into<HttpListener>,
     app: impl Into<App>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let HttpListener { tcp, limits } = listener.into();
-    let App { router, readiness } = app.into();
+    metrics::handle();
+    let HttpListener {
+        tcp,
+        limits,
+        scrape_token,
+    } = listener.into();
+    let App {
+        router,
+        readiness,
+        collect,
+    } = app.into();
     let router = with_health(router, &shutdown, readiness)
+        .route(
+            "/metrics",
+            get(move |headers| scrape(headers, scrape_token.clone(), collect.clone())),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
-            guard::BodyRules {
+            guard::Rules {
                 max_bytes: limits.max_body_bytes,
                 deadline: limits.body_timeout,
+                answer_within: limits.request_timeout,
             },
             guard::guard,
         ))
+        .layer(axum::middleware::from_fn(metrics::time_request))
         // Every request gets an id, the client's `X-Request-Id` or a new
         // UUID, and the answer carries it back.
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(axum::middleware::from_fn(trace::context))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         );
@@ -245,14 +287,17 @@ pub async fn serve(
 /// The header a request's id travels in.
 const REQUEST_ID: &str = "x-request-id";
 
-/// A request's span: every log line of the request names its id.
+/// A request's span: every log line of the request names its id and its trace.
 fn request_span(request: &Request) -> tracing::Span {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    let trace_id = trace::of_request(request.headers())
+        .map(|trace| trace.trace_id())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id, trace_id = %trace_id)
 }
 
 /// `/health` (the original's: 503 while draining), `/healthz` (alive: 200
@@ -300,6 +345,38 @@ fn with_health(router: Router, shutdown: &Shutdown, readiness: ReadinessCheck) -
                 }
             }),
         )
+}
+
+/// The process's metrics in Prometheus text, after the role has read in what
+/// it counts elsewhere; behind the scrape token when one is set.
+async fn scrape(headers: HeaderMap, token: Option<Secret>, collect: Option<Collect>) -> Response {
+    if let Some(token) = token
+        && !crate::bearer(&headers).is_some_and(|presented| token.matches(presented))
+    {
+        return Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "send the scrape token as `Authorization: Bearer TOKEN` (PROJECTOR_METRICS_TOKEN)",
+        )
+        .into_response();
+    }
+    if let Some(collect) = collect
+        && tokio::time::timeout(READINESS_TIMEOUT, collect())
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "reading the store's counts for /metrics took over {} s; they are left as they were",
+            READINESS_TIMEOUT.as_secs()
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(),
+    )
+        .into_response()
 }
 
 /// Longest a readiness check may take before the answer is "not ready".

@@ -11,7 +11,7 @@ use backends::{Backend, Postgres, Sqlite};
 use database::SchemaPolicy;
 use jobstore::{
     AnyJobStore, Cancellation, ClaimRequest, Claimed, Clock, Conflict, Error, Failure, JobStatus,
-    JobStore, NewJob, partition_of,
+    JobStore, NewJob, QueueDepth, partition_of,
 };
 use tokio::task::JoinSet;
 
@@ -28,6 +28,7 @@ fn new_job(id: &str, request: &str) -> NewJob {
         customer_id: "C-000001".into(),
         max_attempts: 3,
         cost_ms: 10,
+        traceparent: None,
     }
 }
 
@@ -333,6 +334,29 @@ async fn cancellation_stops_queued_and_running_jobs_only<B: Backend>() {
         Cancellation::NotFound
     );
     assert!(claim(&store, "w", 1, LEASE).await.is_empty());
+    store.close().await;
+}
+
+async fn the_queue_depth_counts_waiting_and_running_jobs_only<B: Backend>() {
+    let backend = B::create().await;
+    let store = backend.open(&start_clock()).await;
+    assert_eq!(store.queue_depth().await.unwrap(), QueueDepth::default());
+    for id in ["a", "b", "c", "d", "e"] {
+        store.submit(new_job(id, "{}")).await.unwrap();
+    }
+    let running = claim_one(&store, "w", LEASE).await;
+    let done = claim_one(&store, "w", LEASE).await;
+    assert!(store.complete(&done, "{}").await.unwrap());
+    store.cancel(OWNER, "e").await.unwrap();
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        QueueDepth {
+            queued: 2,
+            processing: 1
+        }
+    );
+    assert!(store.complete(&running, "{}").await.unwrap());
+    assert_eq!(store.queue_depth().await.unwrap().processing, 0);
     store.close().await;
 }
 
@@ -840,6 +864,7 @@ conformance_suite!(
     dead_letter_after_the_last_attempt_with_the_reason,
     a_released_job_is_claimable_at_once_and_keeps_its_attempts,
     cancellation_stops_queued_and_running_jobs_only,
+    the_queue_depth_counts_waiting_and_running_jobs_only,
     claims_take_owned_partitions_first_and_steal_only_waiting_jobs,
     an_owner_claims_in_queue_order_and_finds_jobs_given_back,
     node_ids_are_exclusive_while_live,

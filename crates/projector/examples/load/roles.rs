@@ -33,6 +33,8 @@ pub fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
         .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
         // The load tool measures the intake itself, not the tenant's limit.
         .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
+        // Worker nodes answer health and metrics on a free port each.
+        .env("PROJECTOR_WORKER_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -204,6 +204,16 @@ impl TestCluster {
         self.workers.push((node_id.to_string(), Some(worker)));
     }
 
+    /// Where a running worker node answers its health and metrics.
+    pub fn worker_url(&self, node_id: &str) -> String {
+        self.workers
+            .iter()
+            .find(|(id, _)| id == node_id)
+            .and_then(|(_, process)| process.as_ref())
+            .unwrap_or_else(|| panic!("no running worker {node_id}"))
+            .url("worker")
+    }
+
     pub fn kill_worker(&mut self, node_id: &str) {
         let slot = self
             .workers

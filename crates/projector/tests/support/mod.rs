@@ -72,8 +72,11 @@ impl Process {
             .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
             // Tests submit in bursts; the one test of the limit sets its own.
             .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
-            // Each change a worker applies, with its lag from the commit.
-            .env("RUST_LOG", "info,worker::feed=debug")
+            // Worker nodes answer health and metrics on a free port each.
+            .env("PROJECTOR_WORKER_ADDR", "127.0.0.1:0")
+            // Each change a worker applies, with its lag from the commit, and
+            // each request's start and end in its span (its id and trace).
+            .env("RUST_LOG", "info,worker::feed=debug,tower_http=debug")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -280,20 +283,70 @@ pub async fn finished(gateway: &str, job_id: &str, within: Duration) -> Value {
     }
 }
 
+/// The report once it is completed; failing or taking longer than `within`
+/// fails the test.
+pub async fn completed_report(
+    orchestrator: &str,
+    api_key: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let report = get_as(&format!("{orchestrator}/reports/{id}"), api_key).await;
+        if report["status"] == "completed" {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline && report["status"] != "failed",
+            "{report}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Portfolio requests the data service has served so far.
 pub async fn datasvc_requests(datasvc: &str) -> u64 {
-    let text = client()
-        .get(format!("{datasvc}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(datasvc, None).await;
+    sample(&text, "datasvc_portfolio_requests_total", &[]).expect("the counter is in /metrics")
+        as u64
+}
+
+/// A role's `/metrics`, which must answer 200 in Prometheus text.
+pub async fn scrape(base: &str, token: Option<&str>) -> String {
+    let mut request = client().get(format!("{base}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{base}/metrics");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the series `name` whose labels include `labels`, if present.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
-        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .expect("the counter is in /metrics")
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = series_name == name
+                && labels.iter().all(|(label, wanted)| {
+                    series_labels
+                        .split(',')
+                        .any(|pair| pair == format!("{label}=\"{wanted}\""))
+                });
+            matches.then(|| value.parse().ok()).flatten()
+        })
 }
 
 pub fn job_store(data_dir: &Path) -> PathBuf {

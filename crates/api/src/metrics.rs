@@ -1,0 +1,315 @@
+//! Prometheus metrics: one recorder per process, which every listener of the
+//! process renders at `/metrics`; the names every role records under; and the
+//! layer that times each request by route and status.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::Unit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUEST_DURATION: &str = "projector_http_request_duration_seconds";
+pub const JOBS_SUBMITTED: &str = "projector_jobs_submitted_total";
+pub const JOBS_CLAIMED: &str = "projector_jobs_claimed_total";
+pub const JOBS_COMPLETED: &str = "projector_jobs_completed_total";
+pub const JOBS_FAILED: &str = "projector_jobs_failed_total";
+pub const JOBS_CANCELLED: &str = "projector_jobs_cancelled_total";
+pub const JOBS_RETRIED: &str = "projector_jobs_retried_total";
+pub const JOBS: &str = "projector_jobs";
+pub const COMMIT_TO_CLAIM: &str = "projector_job_commit_to_claim_seconds";
+pub const JOB_RUN: &str = "projector_job_run_seconds";
+pub const JOB_ATTEMPT: &str = "projector_job_attempt";
+pub const CACHE_HITS: &str = "projector_cache_hits_total";
+pub const CACHE_MISSES: &str = "projector_cache_misses_total";
+pub const CACHE_EXPIRED: &str = "projector_cache_expired_total";
+pub const CACHE_EVICTIONS: &str = "projector_cache_evictions_total";
+pub const CACHE_STALE_SERVED: &str = "projector_cache_stale_served_total";
+pub const RESULTS_REUSED: &str = "projector_results_reused_total";
+pub const DATASVC_REQUEST_DURATION: &str = "projector_datasvc_request_duration_seconds";
+pub const DATASVC_REQUEST_ERRORS: &str = "projector_datasvc_request_errors_total";
+pub const ENGINE_PATH_STEPS: &str = "projector_engine_path_steps_total";
+pub const ENGINE_PATH_STEPS_PER_SECOND: &str = "projector_engine_path_steps_per_second";
+/// The original data service's own counter, under its original name.
+pub const PORTFOLIO_REQUESTS: &str = "datasvc_portfolio_requests_total";
+
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric, with its help text: what `/metrics` describes, and what the
+/// dashboard in `docs/grafana` draws. Counters carry no labels, so each is
+/// shown from the start at 0 rather than missing until its first event.
+const CATALOGUE: &[(&str, Kind, Unit, &str)] = &[
+    (
+        HTTP_REQUEST_DURATION,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time to answer a request's headers, by method, route and status",
+    ),
+    (
+        JOBS_SUBMITTED,
+        Kind::Counter,
+        Unit::Count,
+        "Jobs accepted by the gateway (idempotent replays are not counted)",
+    ),
+    (
+        JOBS_CLAIMED,
+        Kind::Counter,
+        Unit::Count,
+        "Job attempts claimed by the workers",
+    ),
+    (
+        JOBS_COMPLETED,
+        Kind::Counter,
+        Unit::Count,
+        "Job attempts stored as completed",
+    ),
+    (
+        JOBS_FAILED,
+        Kind::Counter,
+        Unit::Count,
+        "Jobs failed for good: a permanent error, or their last attempt",
+    ),
+    (
+        JOBS_RETRIED,
+        Kind::Counter,
+        Unit::Count,
+        "Job attempts that failed and go back to the queue to be tried again",
+    ),
+    (
+        JOBS_CANCELLED,
+        Kind::Counter,
+        Unit::Count,
+        "Jobs cancelled by their tenant while queued or running",
+    ),
+    (
+        JOBS,
+        Kind::Gauge,
+        Unit::Count,
+        "Jobs in the job store by status, read at scrape time",
+    ),
+    (
+        COMMIT_TO_CLAIM,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time from a job's submission to its first claim",
+    ),
+    (
+        JOB_RUN,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time a job attempt ran on a worker, by outcome",
+    ),
+    (
+        JOB_ATTEMPT,
+        Kind::Histogram,
+        Unit::Count,
+        "Which attempt of its job each claim is (1 for the first)",
+    ),
+    (
+        CACHE_HITS,
+        Kind::Counter,
+        Unit::Count,
+        "Portfolios served fresh from the worker's cache",
+    ),
+    (
+        CACHE_MISSES,
+        Kind::Counter,
+        Unit::Count,
+        "Portfolios not in the worker's cache, or expired",
+    ),
+    (
+        CACHE_EXPIRED,
+        Kind::Counter,
+        Unit::Count,
+        "Cache entries found past their time to live",
+    ),
+    (
+        CACHE_EVICTIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Cache entries evicted because their customer changed",
+    ),
+    (
+        CACHE_STALE_SERVED,
+        Kind::Counter,
+        Unit::Count,
+        "Expired portfolios served while the data service could not answer",
+    ),
+    (
+        RESULTS_REUSED,
+        Kind::Counter,
+        Unit::Count,
+        "Results taken from the worker's cache for the same inputs",
+    ),
+    (
+        DATASVC_REQUEST_DURATION,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time the data service took to answer a worker, by outcome",
+    ),
+    (
+        DATASVC_REQUEST_ERRORS,
+        Kind::Counter,
+        Unit::Count,
+        "Data-service requests that got no usable answer (refused, failed or timed out)",
+    ),
+    (
+        ENGINE_PATH_STEPS,
+        Kind::Counter,
+        Unit::Count,
+        "Paths times years the engine projected",
+    ),
+    (
+        ENGINE_PATH_STEPS_PER_SECOND,
+        Kind::Gauge,
+        Unit::CountPerSecond,
+        "Path-steps per second of the latest projection",
+    ),
+    (
+        PORTFOLIO_REQUESTS,
+        Kind::Counter,
+        Unit::Count,
+        "Portfolio requests the data service served",
+    ),
+];
+
+/// Bucket bounds of every duration, from a fast answer to a long projection.
+const SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0,
+];
+const ATTEMPTS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 10.0];
+
+/// The process's recorder, installed on first use. Metrics recorded before it
+/// is installed are lost, so each command installs it as it starts.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(SECONDS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Full(JOB_ATTEMPT.into()), ATTEMPTS)
+            })
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
+        }
+        for (name, kind, unit, help) in CATALOGUE {
+            match kind {
+                Kind::Counter => {
+                    metrics::describe_counter!(*name, *unit, *help);
+                    metrics::counter!(*name).increment(0);
+                }
+                Kind::Gauge => metrics::describe_gauge!(*name, *unit, *help),
+                Kind::Histogram => metrics::describe_histogram!(*name, *unit, *help),
+            }
+        }
+        handle
+    })
+}
+
+/// Reads what a role counts elsewhere (queue depth from its store, its cache's
+/// counters) into the recorder just before a scrape renders.
+pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The Prometheus text of every metric of the process.
+pub fn render() -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Times each request from its arrival to its answer's headers, labelled by
+/// the route that matched (never the raw path, which would make a series per
+/// job id) and the status.
+pub(crate) async fn time_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        HTTP_REQUEST_DURATION,
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_str().to_owned(),
+    )
+    .record(started.elapsed());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Metric names in a PromQL expression, without a histogram's suffixes.
+    fn names_in(expression: &str) -> Vec<String> {
+        expression
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("projector_"))
+            .map(|word| {
+                ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .filter(|base| CATALOGUE.iter().any(|(name, ..)| name == base))
+                    .unwrap_or(word)
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_draws_every_metric_and_only_catalogued_ones() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/grafana/projector.json"))
+                .expect("the dashboard is JSON");
+        let drawn: Vec<String> = dashboard["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+            .flat_map(|target| names_in(target["expr"].as_str().unwrap_or_default()))
+            .collect();
+        for name in &drawn {
+            assert!(
+                CATALOGUE.iter().any(|(catalogued, ..)| catalogued == name),
+                "the dashboard draws {name}, which no role records"
+            );
+        }
+        for (name, ..) in CATALOGUE
+            .iter()
+            .filter(|(name, ..)| *name != PORTFOLIO_REQUESTS)
+        {
+            assert!(
+                drawn.iter().any(|drawn| drawn == name),
+                "the dashboard does not draw {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_catalogued_counter_is_rendered_from_the_start() {
+        let text = render();
+        for (name, kind, ..) in CATALOGUE {
+            if matches!(kind, Kind::Counter) {
+                assert!(
+                    text.contains(&format!("\n{name} 0\n")),
+                    "{name} missing from\n{text}"
+                );
+            }
+        }
+    }
+}

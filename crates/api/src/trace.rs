@@ -1,0 +1,167 @@
+//! W3C trace context: the `traceparent` header that carries one report's
+//! trace from the orchestrator through the gateway and the worker to the data
+//! service, so that every log line of the report names the same `trace_id`.
+//!
+//! Only the trace and its parent are kept; no spans are exported. A request
+//! without a valid `traceparent` starts a trace of its own.
+
+use std::fmt;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub const TRACEPARENT: &str = "traceparent";
+
+/// One hop of a trace: the trace's id and the id of the caller's span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    trace_id: u128,
+    parent_id: u64,
+    flags: u8,
+}
+
+/// The only flag defined: the caller records this trace.
+const SAMPLED: u8 = 0x01;
+
+impl TraceParent {
+    /// A new trace.
+    pub fn start() -> Self {
+        TraceParent::of_trace(nonzero(rand::random()))
+    }
+
+    /// A new hop of the trace `trace_id` (a report's id names its trace).
+    pub fn of_trace(trace_id: u128) -> Self {
+        TraceParent {
+            trace_id: nonzero(trace_id),
+            parent_id: nonzero(rand::random()),
+            flags: SAMPLED,
+        }
+    }
+
+    /// The header's value, if it is one this version understands: version
+    /// `00`, or a later version read as `00` as the recommendation says; ids
+    /// of lowercase hex, neither all zeros.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut fields = value.trim().split('-');
+        let (version, trace_id, parent_id, flags) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        let hex = |field: &str, len: usize| {
+            field.len() == len
+                && field
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        };
+        let valid = hex(version, 2)
+            && version != "ff"
+            && (version != "00" || fields.next().is_none())
+            && hex(trace_id, 32)
+            && hex(parent_id, 16)
+            && hex(flags, 2);
+        if !valid {
+            return None;
+        }
+        let parsed = TraceParent {
+            trace_id: u128::from_str_radix(trace_id, 16).ok()?,
+            parent_id: u64::from_str_radix(parent_id, 16).ok()?,
+            flags: u8::from_str_radix(flags, 16).ok()?,
+        };
+        (parsed.trace_id != 0 && parsed.parent_id != 0).then_some(parsed)
+    }
+
+    /// The next hop of the same trace, to send to a callee.
+    pub fn child(&self) -> Self {
+        TraceParent {
+            parent_id: nonzero(rand::random()),
+            ..*self
+        }
+    }
+
+    /// The trace's id as log lines name it: 32 lowercase hex digits.
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+/// The request's trace, which [`context`] has made sure it has.
+pub fn of_request(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceParent::parse)
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.parent_id, self.flags
+        )
+    }
+}
+
+fn nonzero<T: PartialEq + From<u8>>(id: T) -> T {
+    if id == T::from(0) { T::from(1) } else { id }
+}
+
+/// Gives every request its trace: the caller's `traceparent`, or a new trace
+/// in its place, so that handlers and the request's span always find a valid one.
+pub(crate) async fn context(mut request: Request, next: Next) -> Response {
+    let trace = of_request(request.headers()).unwrap_or_else(TraceParent::start);
+    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
+        request.headers_mut().insert(TRACEPARENT, value);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_header_round_trips_and_a_child_keeps_the_trace() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parsed = TraceParent::parse(header).unwrap();
+        assert_eq!(parsed.to_string(), header);
+        assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let child = parsed.child();
+        assert_eq!(child.trace_id(), parsed.trace_id());
+        assert_ne!(child, parsed);
+        assert_eq!(TraceParent::parse(&child.to_string()), Some(child));
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for header in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(header), None, "{header:?}");
+        }
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
+        assert!(
+            TraceParent::parse(later).is_some(),
+            "a later version is read"
+        );
+    }
+
+    #[test]
+    fn a_reports_id_names_its_trace() {
+        let trace = TraceParent::of_trace(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+        assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(TraceParent::of_trace(0).trace_id(), format!("{:032x}", 1));
+    }
+}
