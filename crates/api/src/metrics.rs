@@ -2,16 +2,20 @@
 //! process renders at `/metrics`; the names every role records under; and the
 //! layer that times each request by route and status.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use std::task::{Context, Poll};
+
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, StatusCode};
 use axum::response::Response;
-use metrics::Unit;
+use metrics::{Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
 
 pub const HTTP_REQUEST_DURATION: &str = "projector_http_request_duration_seconds";
 pub const JOBS_SUBMITTED: &str = "projector_jobs_submitted_total";
@@ -231,24 +235,105 @@ pub fn render() -> String {
 
 /// Times each request from its arrival to its answer's headers, labelled by
 /// the route that matched (never the raw path, which would make a series per
-/// job id) and the status.
-pub(crate) async fn time_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let response = next.run(request).await;
-    metrics::histogram!(
-        HTTP_REQUEST_DURATION,
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_str().to_owned(),
-    )
-    .record(started.elapsed());
-    response
+/// job id) and the status. A layer of its own rather than a middleware
+/// function, which would box the rest of the stack on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TimeRequests;
+
+impl<S> Layer<S> for TimeRequests {
+    type Service = Timed<S>;
+
+    fn layer(&self, inner: S) -> Timed<S> {
+        Timed(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Timed<S>(S);
+
+impl<S, B> Service<Request<B>> for Timed<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Timing<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Timing {
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            started: Instant::now(),
+            answer: self.0.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub(crate) struct Timing<F> {
+        #[pin]
+        answer: F,
+        method: Method,
+        route: Option<MatchedPath>,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for Timing<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answered = std::task::ready!(this.answer.poll(cx));
+        if let Ok(response) = &answered {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            request_histogram(this.method.clone(), route, response.status())
+                .record(this.started.elapsed());
+        }
+        Poll::Ready(answered)
+    }
+}
+
+/// A series of the request histogram: method, route (by where its template
+/// lives, which is fixed while the router lives), status.
+type Series = (Method, usize, StatusCode);
+
+/// Each series seen, with its route's template and its histogram.
+type Known = RwLock<HashMap<Series, (Box<str>, Histogram)>>;
+
+/// The histogram of a series, looked up without building its labels: a
+/// registry lookup allocates each label, which showed in the intake's
+/// throughput. The template is compared too, in case a dropped router's
+/// place was reused.
+fn request_histogram(method: Method, route: &str, status: StatusCode) -> Histogram {
+    static SERIES: LazyLock<Known> = LazyLock::new(RwLock::default);
+    let series = (method, route.as_ptr() as usize, status);
+    let known = SERIES
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&series)
+        .filter(|(template, _)| **template == *route)
+        .map(|(_, histogram)| histogram.clone());
+    known.unwrap_or_else(|| {
+        let histogram = metrics::histogram!(
+            HTTP_REQUEST_DURATION,
+            "method" => series.0.as_str().to_owned(),
+            "route" => route.to_owned(),
+            "status" => status.as_str().to_owned(),
+        );
+        SERIES
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(series, (route.into(), histogram.clone()));
+        histogram
+    })
 }
 
 #[cfg(test)]

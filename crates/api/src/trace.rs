@@ -3,16 +3,17 @@
 //! service, so that every log line of the report names the same `trace_id`.
 //!
 //! Only the trace and its parent are kept; no spans are exported. A request
-//! without a valid `traceparent` starts a trace of its own.
+//! without a valid `traceparent` starts a trace named after its request id.
 
 use std::fmt;
 
-use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
+use sha2::{Digest, Sha256};
 
 pub const TRACEPARENT: &str = "traceparent";
+/// The header a request's id travels in; every request has one by the time a
+/// handler sees it.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// One hop of a trace: the trace's id and the id of the caller's span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +89,42 @@ impl TraceParent {
     }
 }
 
-/// The request's trace, which [`context`] has made sure it has.
-pub fn of_request(headers: &HeaderMap) -> Option<TraceParent> {
-    headers
+/// The request's trace: the caller's `traceparent`, or else one named after
+/// the request's id (which every request has), so that the request's log
+/// lines and whatever the request starts (a job) name the same trace without
+/// the request being rewritten.
+pub fn of_request(headers: &HeaderMap) -> TraceParent {
+    if let Some(trace) = headers
         .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .and_then(TraceParent::parse)
+    {
+        return trace;
+    }
+    let request_id = headers
+        .get(REQUEST_ID)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    TraceParent::of_trace(trace_id_of(request_id))
+}
+
+/// A UUID's own 128 bits; any other id's first 128 bits of SHA-256.
+fn trace_id_of(request_id: &[u8]) -> u128 {
+    let hex: Vec<u8> = request_id
+        .iter()
+        .copied()
+        .filter(|&byte| byte != b'-')
+        .collect();
+    std::str::from_utf8(&hex)
+        .ok()
+        .filter(|hex| hex.len() == 32)
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| {
+            let digest = Sha256::digest(request_id);
+            let mut first = [0; 16];
+            first.copy_from_slice(&digest[..16]);
+            u128::from_be_bytes(first)
+        })
 }
 
 impl fmt::Display for TraceParent {
@@ -108,16 +139,6 @@ impl fmt::Display for TraceParent {
 
 fn nonzero<T: PartialEq + From<u8>>(id: T) -> T {
     if id == T::from(0) { T::from(1) } else { id }
-}
-
-/// Gives every request its trace: the caller's `traceparent`, or a new trace
-/// in its place, so that handlers and the request's span always find a valid one.
-pub(crate) async fn context(mut request: Request, next: Next) -> Response {
-    let trace = of_request(request.headers()).unwrap_or_else(TraceParent::start);
-    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
-        request.headers_mut().insert(TRACEPARENT, value);
-    }
-    next.run(request).await
 }
 
 #[cfg(test)]
@@ -156,6 +177,29 @@ mod tests {
             TraceParent::parse(later).is_some(),
             "a later version is read"
         );
+    }
+
+    #[test]
+    fn a_request_without_a_trace_is_named_after_its_id() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            REQUEST_ID,
+            HeaderValue::from_static("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
+        );
+        let named = of_request(&headers);
+        assert_eq!(named.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            of_request(&headers).trace_id(),
+            named.trace_id(),
+            "the same each time"
+        );
+        headers.insert(REQUEST_ID, HeaderValue::from_static("client-chosen"));
+        let hashed = of_request(&headers).trace_id();
+        assert_eq!(hashed.len(), 32);
+        assert_eq!(of_request(&headers).trace_id(), hashed);
+        let given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        headers.insert(TRACEPARENT, HeaderValue::from_static(given));
+        assert_eq!(of_request(&headers).to_string(), given);
     }
 
     #[test]

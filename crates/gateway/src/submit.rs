@@ -79,7 +79,7 @@ async fn submit<S: JobStore>(
         customer_id: parameters.customer_id.clone(),
         max_attempts: MAX_ATTEMPTS,
         cost_ms: estimated_cost_ms(&parameters),
-        traceparent: api::trace::of_request(headers).map(|trace| trace.to_string()),
+        traceparent: Some(api::trace::of_request(headers).to_string()),
     };
     let submitted = gateway
         .store

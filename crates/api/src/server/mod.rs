@@ -233,13 +233,12 @@ pub async fn serve(
             },
             guard::guard,
         ))
-        .layer(axum::middleware::from_fn(metrics::time_request))
+        .layer(metrics::TimeRequests)
         // Every request gets an id, the client's `X-Request-Id` or a new
         // UUID, and the answer carries it back.
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(axum::middleware::from_fn(trace::context))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         );
@@ -284,20 +283,20 @@ pub async fn serve(
     Ok(())
 }
 
-/// The header a request's id travels in.
-const REQUEST_ID: &str = "x-request-id";
-
-/// A request's span: every log line of the request names its id and its trace.
+/// A request's span: every log line of the request names its id and its
+/// trace (worked out only when the span is recorded).
 fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let trace_id = trace::of_request(request.headers())
-        .map(|trace| trace.trace_id())
-        .unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id, trace_id = %trace_id)
+    let headers = request.headers();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %headers
+            .get(trace::REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default(),
+        trace_id = %trace::of_request(headers).trace_id(),
+    )
 }
 
 /// `/health` (the original's: 503 while draining), `/healthz` (alive: 200
