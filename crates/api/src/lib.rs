@@ -10,6 +10,7 @@ mod problem;
 mod secret;
 pub mod server;
 mod tenants;
+mod timestamp;
 pub mod trace;
 mod validate;
 
@@ -17,6 +18,7 @@ pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
 pub use problem::Problem;
 pub use secret::{Secret, bearer};
 pub use tenants::{API_KEY_HEADER, Owner, Tenants};
+pub use timestamp::rfc3339;
 pub use validate::{
     ValidationError, customer_id_rule, normalized, projection_params, report_parameters,
 };

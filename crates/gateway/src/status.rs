@@ -11,8 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Job, JobStore};
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
 use crate::Gateway;
@@ -123,20 +121,13 @@ pub(crate) fn to_wire(job: &Job) -> JobStatus {
         job_id: job.id.clone(),
         status: job.status.as_str().to_string(),
         customer_id: job.customer_id.clone(),
-        created_at: rfc3339(job.created_at),
-        started_at: job.started_at.map(rfc3339),
-        finished_at: job.finished_at.map(rfc3339),
+        created_at: api::rfc3339(job.created_at),
+        started_at: job.started_at.map(api::rfc3339),
+        finished_at: job.finished_at.map(api::rfc3339),
         attempts: job.attempts,
         progress: job.progress,
         duration_seconds,
         result,
         error: job.error.clone(),
     }
-}
-
-fn rfc3339(millis: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|moment| moment.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }

@@ -9,7 +9,7 @@
 use sqlx::postgres::PgPool;
 use tokio::sync::mpsc;
 
-use crate::changes::CHANGES_CHANNEL;
+use crate::changes::{CHANGES_CHANNEL, token};
 
 /// Announcements waiting to be sent before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -33,12 +33,12 @@ impl Announcer {
 
     pub fn changed(&self, seqs: impl IntoIterator<Item = i64>) {
         for seq in seqs {
-            self.send(seq.to_string());
+            self.send(token(seq, false));
         }
     }
 
     pub fn cancelled(&self, seq: i64) {
-        self.send(format!("c{seq}"));
+        self.send(token(seq, true));
     }
 
     fn send(&self, token: String) {

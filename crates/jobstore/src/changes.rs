@@ -14,6 +14,15 @@ use tokio::sync::watch;
 /// comma-separated list of seqs, a cancelled job's prefixed with `c`.
 pub(crate) const CHANGES_CHANNEL: &str = "projector_job_changes";
 
+/// A change's token in a payload, as [`Changes::push_payload`] reads it.
+pub(crate) fn token(seq: i64, cancelled: bool) -> String {
+    if cancelled {
+        format!("c{seq}")
+    } else {
+        seq.to_string()
+    }
+}
+
 /// What a watcher has been told of its job so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Told {
@@ -181,7 +190,8 @@ mod tests {
         let mut watch = changes.watch(3);
         changes.push([3]);
         assert!(!resolves(watch.cancelled()).await);
-        changes.push_payload("4,c3,x");
+        let payload = [token(4, false), token(3, true), "x".into()].join(",");
+        changes.push_payload(&payload);
         assert!(resolves(watch.cancelled()).await);
         assert!(
             resolves(watch.cancelled()).await,

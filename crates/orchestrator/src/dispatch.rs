@@ -22,6 +22,9 @@ const BATCH: u32 = 64;
 const PRUNE_BATCH: u32 = 1000;
 /// How often finished reports past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often running reports are read to follow those no task follows (after
+/// a restart, or a stream that broke); a report is followed from its dispatch.
+const FOLLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// Longest silence on a job's event stream before it is opened again.
 const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
@@ -208,11 +211,15 @@ impl Dispatcher {
 
     pub async fn run(self, shutdown: CancellationToken) {
         let mut since_prune = PRUNE_EVERY;
+        let mut since_scan = FOLLOW_SCAN_EVERY;
         let mut store_failures = database::FailureBackoff::new(self.config.poll);
         loop {
-            let round = match self.dispatch_due().await {
-                Ok(()) => self.follow_running(&shutdown).await,
-                failed => failed,
+            let round = match self.dispatch_due(&shutdown).await {
+                Ok(()) if since_scan >= FOLLOW_SCAN_EVERY => {
+                    since_scan = Duration::ZERO;
+                    self.follow_running(&shutdown).await
+                }
+                other => other,
             };
             if let Err(error) = round {
                 let pause = store_failures.failed();
@@ -238,7 +245,10 @@ impl Dispatcher {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.config.poll) => since_prune += self.config.poll,
+                () = tokio::time::sleep(self.config.poll) => {
+                    since_prune += self.config.poll;
+                    since_scan += self.config.poll;
+                }
             }
         }
     }
@@ -260,15 +270,20 @@ impl Dispatcher {
         Ok(None)
     }
 
-    async fn dispatch_due(&self) -> Result<(), crate::Error> {
+    async fn dispatch_due(&self, shutdown: &CancellationToken) -> Result<(), crate::Error> {
         for report in self.store.due_for_dispatch(BATCH).await? {
             let span = report_span(&report.id);
-            self.dispatch(report).instrument(span).await?;
+            self.dispatch(report, shutdown).instrument(span).await?;
         }
         Ok(())
     }
 
-    async fn dispatch(&self, report: ReportRow) -> Result<(), crate::Error> {
+    /// Submits the report's job and follows it from then on.
+    async fn dispatch(
+        &self,
+        report: ReportRow,
+        shutdown: &CancellationToken,
+    ) -> Result<(), crate::Error> {
         let Some(key) = self.key_for(&report).await? else {
             return Ok(());
         };
@@ -277,11 +292,22 @@ impl Dispatcher {
         match self.client.submit(key, &report.id, parameters).await {
             Ok(job_id) => {
                 tracing::info!(%job_id, "report dispatched");
-                if !self.store.mark_dispatched(&report.id, &job_id).await? {
+                if self.store.mark_dispatched(&report.id, &job_id).await? {
+                    let dispatched = ReportRow {
+                        status: "dispatched".into(),
+                        job_id: Some(job_id),
+                        ..report
+                    };
+                    self.following.follow(
+                        &dispatched,
+                        key.clone(),
+                        &self.client,
+                        &self.store,
+                        shutdown,
+                    );
+                } else if let Err(error) = self.client.cancel(key, &job_id).await {
                     // Cancelled while its job was being submitted.
-                    if let Err(error) = self.client.cancel(key, &job_id).await {
-                        tracing::warn!(?error, "cannot cancel the job of a cancelled report");
-                    }
+                    tracing::warn!(?error, "cannot cancel the job of a cancelled report");
                 }
             }
             Err(CallError::Transient(reason)) => {

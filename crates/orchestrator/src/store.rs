@@ -6,7 +6,6 @@ use api::wire::{ProjectionParameters, ProjectionResult, Report};
 use database::{Location, Pool, SchemaPolicy, on_pool};
 use sqlx::FromRow;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::Error;
 
@@ -37,12 +36,7 @@ impl ReportRow {
             id: self.id.clone(),
             status: self.status.clone(),
             parameters: serde_json::from_str::<ProjectionParameters>(&self.parameters).ok(),
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(self.created_at) * 1_000_000,
-            )
-            .ok()
-            .and_then(|moment| moment.format(&Rfc3339).ok())
-            .unwrap_or_default(),
+            created_at: api::rfc3339(self.created_at),
             job_id: self.job_id.clone(),
             result: self
                 .result

@@ -149,7 +149,7 @@ pub fn list(reports: &[ReportRow], filter: &ListFilter, older: Option<String>) -
                                 td { a href=(format!("/reports/{}", report.id)) { (report.customer_id) } }
                                 td.hide-narrow { (parameters.risk_profile) }
                                 td { (parameters.time_horizon_years) " years" }
-                                td.hide-narrow { time datetime=(iso(report.created_at)) { (iso_minutes(report.created_at)) } }
+                                td.hide-narrow { time datetime=(api::rfc3339(report.created_at)) { (iso_minutes(report.created_at)) } }
                                 td { (duration(report)) }
                             }
                         }
@@ -289,7 +289,7 @@ pub fn report(row: &ReportRow, progress: f64) -> Markup {
             h1 { (title) " " span class=(format!("status {}", row.status)) #status { (row.status) } }
             p {
                 (parameters.time_horizon_years) " years, " (parameters.risk_profile) " profile. Requested "
-                time datetime=(iso(row.created_at)) { (iso_minutes(row.created_at)) } "."
+                time datetime=(api::rfc3339(row.created_at)) { (iso_minutes(row.created_at)) } "."
             }
             @if running {
                 div.card #live data-events=(format!("/reports/{}/events", row.id)) {
@@ -382,20 +382,9 @@ fn grouped(count: u64) -> String {
     count.to_formatted_string(&Locale::en)
 }
 
-fn iso(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|moment| {
-            moment
-                .format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// `2026-12-02 14:05 UTC`.
 fn iso_minutes(millis: i64) -> String {
-    let iso = iso(millis);
+    let iso = api::rfc3339(millis);
     match (iso.get(..10), iso.get(11..16)) {
         (Some(day), Some(minute)) => format!("{day} {minute} UTC"),
         _ => iso,
