@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::metrics::{self, Collect};
 use crate::trace;
@@ -239,7 +239,15 @@ pub async fn serve(
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        // Roles log a failure with its cause (the job store
+                        // away, say), and a readiness probe's 503 is an
+                        // answer: the layer's own line, without a cause,
+                        // stays at debug rather than repeat them at ERROR.
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         );
     let connections = Connections::new(limits.max_connections);
