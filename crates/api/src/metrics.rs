@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, OnceLock, RwLock};
-use std::time::Instant;
-
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, Request, StatusCode};
@@ -169,7 +168,7 @@ const CATALOGUE: &[(&str, Kind, Unit, &str)] = &[
         ENGINE_PATH_STEPS,
         Kind::Counter,
         Unit::Count,
-        "Paths times years the engine projected",
+        "Paths times monthly steps the engine projected",
     ),
     (
         ENGINE_PATH_STEPS_PER_SECOND,
@@ -222,8 +221,8 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Reads what a role counts elsewhere (queue depth from its store, its cache's
-/// counters) into the recorder just before a scrape renders.
+/// Reads what a role does not count as it happens (the queue depth, from its
+/// store) into the recorder just before a scrape renders.
 pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The Prometheus text of every metric of the process.

@@ -110,21 +110,15 @@ pub fn of_request(headers: &HeaderMap) -> TraceParent {
 
 /// A UUID's own 128 bits; any other id's first 128 bits of SHA-256.
 fn trace_id_of(request_id: &[u8]) -> u128 {
-    let hex: Vec<u8> = request_id
-        .iter()
-        .copied()
-        .filter(|&byte| byte != b'-')
-        .collect();
-    std::str::from_utf8(&hex)
-        .ok()
-        .filter(|hex| hex.len() == 32)
-        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
-        .unwrap_or_else(|| {
+    uuid::Uuid::try_parse_ascii(request_id).map_or_else(
+        |_| {
             let digest = Sha256::digest(request_id);
             let mut first = [0; 16];
             first.copy_from_slice(&digest[..16]);
             u128::from_be_bytes(first)
-        })
+        },
+        |id| id.as_u128(),
+    )
 }
 
 impl fmt::Display for TraceParent {

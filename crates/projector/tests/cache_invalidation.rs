@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cluster::{ClusterOptions, TestCluster};
-use support::{DATASVC_TOKEN, Process, client, finished, job_body, submit, up};
+use support::{Process, datasvc_get, finished, job_body, submit, up};
 
 /// A job's projection, and the portfolio value it started from: its total
 /// contributions less the contributions of the horizon (the same for every
@@ -20,19 +20,6 @@ async fn project(gateway: &str, job_id: &str, customer: &str) -> f64 {
     let job = finished(gateway, job_id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
     job["result"]["total_contributions"].as_f64().unwrap()
-}
-
-/// `GET path` from the data service, as a worker calls it.
-async fn datasvc_get(datasvc: &str, path: &str) -> Value {
-    client()
-        .get(format!("{datasvc}{path}"))
-        .bearer_auth(DATASVC_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// The customer's portfolio value as the data service answers it now.

@@ -142,15 +142,7 @@ async fn a_request_that_outlives_the_request_timeout_gets_a_problem() {
     let projector = up(directory.path(), &["--request-timeout-seconds", "1"]);
     let datasvc = projector.url("data");
     // A long-poll of the change feed with nothing to come waits past the timeout.
-    let feed: serde_json::Value = client()
-        .get(format!("{datasvc}/api/changes"))
-        .bearer_auth(DATASVC_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let feed = datasvc_get(&datasvc, "/api/changes").await;
     let latest = &feed["latest"];
     let started = std::time::Instant::now();
     let response = client()

@@ -263,7 +263,8 @@ if (box && window.EventSource) {
   for (const end of ["completed", "failed", "cancelled"]) {
     events.addEventListener(end, (event) => { show(event); events.close(); swap(); });
   }
-  // The report ended before the stream opened (204): show how it ended.
+  // The stream closed without an end event (a reconnection after the end
+  // gets 204): show how the report ended.
   events.addEventListener("error", () => {
     if (events.readyState === EventSource.CLOSED) swap();
   });

@@ -283,6 +283,19 @@ pub async fn finished(gateway: &str, job_id: &str, within: Duration) -> Value {
     }
 }
 
+/// `GET path` from the data service, as a worker calls it.
+pub async fn datasvc_get(datasvc: &str, path: &str) -> Value {
+    client()
+        .get(format!("{datasvc}{path}"))
+        .bearer_auth(DATASVC_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The report once it is completed; failing or taking longer than `within`
 /// fails the test.
 pub async fn completed_report(
