@@ -20,7 +20,8 @@ pub use secret::{Secret, bearer};
 pub use tenants::{API_KEY_HEADER, Owner, Tenants};
 pub use timestamp::rfc3339;
 pub use validate::{
-    ValidationError, customer_id_rule, normalized, projection_params, report_parameters,
+    DEFAULT_MAX_PATHS, ValidationError, customer_id_rule, normalized, projection_params,
+    report_parameters,
 };
 
 /// Messages of `proto/projector.proto`.

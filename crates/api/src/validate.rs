@@ -32,8 +32,9 @@ impl From<engine::Error> for ValidationError {
 }
 
 const MAX_CUSTOMER_ID: usize = 64;
-/// Largest number of paths a client may ask for: bounds the cost of one job.
-pub const MAX_REQUEST_PATHS: u32 = 200_000;
+/// Largest number of paths a client may ask for unless the operator sets
+/// another limit (`max_paths`, at most the engine's): bounds the cost of one job.
+pub const DEFAULT_MAX_PATHS: u32 = 200_000;
 
 /// Checks a customer id: 1 to 64 characters of letters, digits, `-` and `_`.
 pub fn customer_id_rule(customer_id: &str) -> Result<(), ValidationError> {
@@ -65,9 +66,11 @@ pub fn customer_id_rule(customer_id: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Validates a client's parameters and returns the engine's, with defaults filled in.
+/// Validates a client's parameters, with at most `max_paths` paths, and returns
+/// the engine's, with defaults filled in.
 pub fn projection_params(
     parameters: &ProjectionParameters,
+    max_paths: u32,
 ) -> Result<ProjectionParams, ValidationError> {
     customer_id_rule(&parameters.customer_id)?;
     let risk_profile: RiskProfile = parameters
@@ -76,7 +79,7 @@ pub fn projection_params(
         .map_err(|error: engine::Error| prefixed(error.into()))?;
     let defaults = ProjectionParams::default();
     let paths = parameters.paths.unwrap_or(u64::from(defaults.paths));
-    let paths = within("parameters.paths", paths, 1, MAX_REQUEST_PATHS)?;
+    let paths = within("parameters.paths", paths, 1, max_paths)?;
     let time_horizon_years = within(
         "parameters.time_horizon_years",
         parameters.time_horizon_years,
@@ -106,8 +109,9 @@ pub fn projection_params(
 /// are one request.
 pub fn normalized(
     parameters: &ProjectionParameters,
+    max_paths: u32,
 ) -> Result<ProjectionParameters, ValidationError> {
-    let params = projection_params(parameters)?;
+    let params = projection_params(parameters, max_paths)?;
     Ok(ProjectionParameters {
         customer_id: parameters.customer_id.clone(),
         time_horizon_years: u64::from(params.time_horizon_years),
@@ -123,8 +127,11 @@ pub fn normalized(
 }
 
 /// Validates the body of `POST /reports`, naming fields as the report spells them.
-pub fn report_parameters(parameters: &ProjectionParameters) -> Result<(), ValidationError> {
-    projection_params(parameters)
+pub fn report_parameters(
+    parameters: &ProjectionParameters,
+    max_paths: u32,
+) -> Result<(), ValidationError> {
+    projection_params(parameters, max_paths)
         .map(|_| ())
         .map_err(|error| ValidationError {
             field: error.field.trim_start_matches("parameters.").to_string(),
@@ -174,17 +181,20 @@ mod tests {
             ..valid()
         };
         assert_eq!(
-            normalized(&valid()).unwrap(),
-            normalized(&explicit).unwrap()
+            normalized(&valid(), DEFAULT_MAX_PATHS).unwrap(),
+            normalized(&explicit, DEFAULT_MAX_PATHS).unwrap()
         );
         let other = ProjectionParameters {
             paths: Some(10_001),
             ..valid()
         };
-        assert_ne!(normalized(&valid()).unwrap(), normalized(&other).unwrap());
-        let normal = normalized(&valid()).unwrap();
+        assert_ne!(
+            normalized(&valid(), DEFAULT_MAX_PATHS).unwrap(),
+            normalized(&other, DEFAULT_MAX_PATHS).unwrap()
+        );
+        let normal = normalized(&valid(), DEFAULT_MAX_PATHS).unwrap();
         assert_eq!(
-            normalized(&normal).unwrap(),
+            normalized(&normal, DEFAULT_MAX_PATHS).unwrap(),
             normal,
             "normalizing is idempotent"
         );
@@ -192,10 +202,26 @@ mod tests {
 
     #[test]
     fn fills_defaults() {
-        let params = projection_params(&valid()).unwrap();
+        let params = projection_params(&valid(), DEFAULT_MAX_PATHS).unwrap();
         assert_eq!(params.paths, 10_000);
         assert_eq!(params.monthly_contribution, 500.0);
         assert!(params.glide_path && params.rebalance);
+    }
+
+    #[test]
+    fn the_operators_path_limit_is_the_one_applied_and_named() {
+        let asking = |paths| ProjectionParameters {
+            paths: Some(paths),
+            ..valid()
+        };
+        assert_eq!(
+            projection_params(&asking(500_000), 500_000).unwrap().paths,
+            500_000
+        );
+        let refused = projection_params(&asking(50_001), 50_000).unwrap_err();
+        assert_eq!(refused.field, "parameters.paths");
+        assert_eq!(refused.rule, "must be between 1 and 50000, got 50001");
+        assert!(report_parameters(&asking(50_000), 50_000).is_ok());
     }
 
     #[test]
@@ -267,7 +293,9 @@ mod tests {
         ];
         for (parameters, field) in cases {
             assert_eq!(
-                projection_params(&parameters).unwrap_err().field,
+                projection_params(&parameters, DEFAULT_MAX_PATHS)
+                    .unwrap_err()
+                    .field,
                 field,
                 "{parameters:?}"
             );

@@ -3,7 +3,7 @@
 //! Nothing is cut to fit: a count beyond 32 bits is refused, not wrapped.
 
 use api::wire::{GenerateProjectionRequest, ProjectionParameters};
-use api::{Encoding, decode, projection_params};
+use api::{DEFAULT_MAX_PATHS, Encoding, decode, projection_params};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -57,8 +57,8 @@ proptest! {
             decode(Encoding::Protobuf, &request.encode_to_vec()).unwrap();
         prop_assert_eq!(&from_json, &request);
         prop_assert_eq!(&from_protobuf, &request);
-        let judged_json = projection_params(from_json.parameters.as_ref().unwrap());
-        let judged_protobuf = projection_params(from_protobuf.parameters.as_ref().unwrap());
+        let judged_json = projection_params(from_json.parameters.as_ref().unwrap(), DEFAULT_MAX_PATHS);
+        let judged_protobuf = projection_params(from_protobuf.parameters.as_ref().unwrap(), DEFAULT_MAX_PATHS);
         prop_assert_eq!(judged_json.is_ok(), judged_protobuf.is_ok());
         prop_assert_eq!(judged_json.err(), judged_protobuf.err());
     }
@@ -69,7 +69,7 @@ proptest! {
             if let Ok(request) = decode::<GenerateProjectionRequest>(encoding, &bytes)
                 && let Some(parameters) = &request.parameters
             {
-                let _ = projection_params(parameters);
+                let _ = projection_params(parameters, DEFAULT_MAX_PATHS);
             }
         }
     }
@@ -102,7 +102,7 @@ fn counts_beyond_32_bits_are_refused_not_wrapped() {
     for (parameters, field) in cases {
         let bytes = parameters.encode_to_vec();
         let decoded: ProjectionParameters = decode(Encoding::Protobuf, &bytes).unwrap();
-        let error = projection_params(&decoded).unwrap_err();
+        let error = projection_params(&decoded, DEFAULT_MAX_PATHS).unwrap_err();
         assert_eq!(error.field, field);
         assert!(error.rule.contains("got 42949673"), "{}", error.rule);
     }

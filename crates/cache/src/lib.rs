@@ -31,16 +31,33 @@ use crate::layout::{expiring, portfolio_key, result_key, split_expiring};
 use crate::single_flight::SingleFlight;
 pub use crate::stats::{Stats, Tally};
 
-/// How long a computed result is kept for reuse.
-pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long each kind of entry is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// How long a fetched portfolio is served without asking again.
+    pub portfolio: Duration,
+    /// How long "unknown customer" is remembered: a burst of jobs for a
+    /// customer that does not exist asks the data service once. A customer
+    /// created since is a change, which evicts it sooner.
+    pub unknown: Duration,
+    /// How long after its expiry a portfolio may still be served while the
+    /// data service cannot answer.
+    pub stale_limit: Duration,
+    /// How long a computed result is kept for reuse.
+    pub result: Duration,
+}
 
-/// How long "unknown customer" is remembered: a burst of jobs for a customer
-/// that does not exist asks the data service once. A customer created since
-/// is a change, which evicts it sooner.
-pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
-/// How long after its expiry an entry may still be served while the data
-/// service cannot answer.
-pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+impl Lifetimes {
+    /// The defaults, with portfolios fresh for `portfolio`.
+    pub fn fresh_for(portfolio: Duration) -> Self {
+        Lifetimes {
+            portfolio,
+            unknown: Duration::from_secs(10),
+            stale_limit: Duration::from_secs(24 * 3600),
+            result: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
 
 /// Fetches of one customer in one call when changes keep coming meanwhile:
 /// the last is used without being stored.
@@ -81,13 +98,13 @@ pub enum Fetched {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     Found(Portfolio, Source),
-    /// The data service does not know the customer (now, or within [`NEGATIVE_TTL`]).
+    /// The data service does not know the customer (now, or within [`Lifetimes::unknown`]).
     Unknown,
 }
 
 pub struct PortfolioCache {
     db: AsyncDB,
-    ttl: Duration,
+    lifetimes: Lifetimes,
     flights: SingleFlight,
     /// The place in the change feed; held while entries are stored or evicted,
     /// so that a store and an eviction of one customer never interleave.
@@ -98,8 +115,14 @@ pub struct PortfolioCache {
 }
 
 impl PortfolioCache {
-    /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
+    /// Opens the cache in `directory` with portfolios fresh for `ttl` and the
+    /// other lifetimes at their defaults.
     pub fn open(directory: &Path, ttl: Duration) -> Result<Self, Error> {
+        Self::open_with(directory, Lifetimes::fresh_for(ttl))
+    }
+
+    /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
+    pub fn open_with(directory: &Path, lifetimes: Lifetimes) -> Result<Self, Error> {
         let mark = match when_unlocked(|| layout::tidy(directory, now_millis())) {
             Ok((mark, 0)) => mark,
             Ok((mark, deleted)) => {
@@ -138,7 +161,7 @@ impl PortfolioCache {
             })?;
         Ok(PortfolioCache {
             db,
-            ttl,
+            lifetimes,
             flights: SingleFlight::default(),
             epoch: AtomicU64::new(mark.epoch),
             mark: Mutex::new(mark),
@@ -196,7 +219,8 @@ impl PortfolioCache {
                     // Unknown has no feed position: kept only if nothing
                     // changed for the customer while it was asked.
                     if flight.changed_at() == 0 && mark.epoch == epoch {
-                        self.put(&mark, customer_id, None, NEGATIVE_TTL).await?;
+                        self.put(&mark, customer_id, None, self.lifetimes.unknown)
+                            .await?;
                     }
                     return Ok(Lookup::Unknown);
                 }
@@ -214,8 +238,13 @@ impl PortfolioCache {
             let read_at = portfolio.change_position;
             let outdated = flight.changed_at() > read_at || read_at < mark.floor;
             if !outdated {
-                self.put(&mark, customer_id, Some(&portfolio), self.ttl)
-                    .await?;
+                self.put(
+                    &mark,
+                    customer_id,
+                    Some(&portfolio),
+                    self.lifetimes.portfolio,
+                )
+                .await?;
                 return Ok(Lookup::Found(portfolio, Source::Upstream));
             }
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
@@ -234,7 +263,7 @@ impl PortfolioCache {
         portfolio: Option<&Portfolio>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        let ttl_millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let ttl_millis = millis(ttl);
         let entry = Entry::new(now_millis().saturating_add(ttl_millis), portfolio);
         let mut batch = WriteBatch::default();
         batch.put(&portfolio_key(mark.epoch, customer_id), &entry.encode());
@@ -242,7 +271,7 @@ impl PortfolioCache {
     }
 
     /// The result stored under `digest` (a digest of everything that
-    /// determines it), while it is within [`RESULT_TTL`].
+    /// determines it), while it is within its lifetime.
     pub async fn result(&self, digest: &[u8; 32]) -> Result<Option<String>, Error> {
         let Some(bytes) = self.db.get(result_key(digest)).await? else {
             return Ok(None);
@@ -256,9 +285,9 @@ impl PortfolioCache {
         Ok(found)
     }
 
-    /// Keeps `json` for reuse under `digest` for [`RESULT_TTL`].
+    /// Keeps `json` for reuse under `digest` for the results' lifetime.
     pub async fn store_result(&self, digest: &[u8; 32], json: &str) -> Result<(), Error> {
-        let ttl_millis = RESULT_TTL.as_millis() as i64;
+        let ttl_millis = millis(self.lifetimes.result);
         let mut batch = WriteBatch::default();
         batch.put(
             &result_key(digest),
@@ -365,16 +394,21 @@ impl PortfolioCache {
                 None => Lookup::Unknown,
             }));
         }
-        let stale_limit = STALE_LIMIT.as_millis() as i64;
+        let stale_limit = millis(self.lifetimes.stale_limit);
         Ok(Stored::Expired(entry.portfolio.filter(|_| {
             entry.expires_at.saturating_add(stale_limit) > now
         })))
     }
 }
 
+/// A lifetime in milliseconds, saturated: a year or a century are both "long".
+fn millis(lifetime: Duration) -> i64 {
+    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+}
+
 enum Stored {
     Fresh(Lookup),
-    /// Past its TTL. The portfolio, within [`STALE_LIMIT`], is served only if
+    /// Past its TTL. The portfolio, within the stale limit, is served only if
     /// the data service cannot answer.
     Expired(Option<Portfolio>),
     Missing,

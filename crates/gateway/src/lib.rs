@@ -20,8 +20,23 @@ use jobstore::JobStore;
 use rate::SubmissionLimiter;
 use tokio_util::sync::CancellationToken;
 
-/// Attempts a job gets before it fails for good.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// What one job may ask for and be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Attempts a job gets before it fails for good.
+    pub max_attempts: u32,
+    /// Paths a job may ask for; more is refused with 422.
+    pub max_paths: u32,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            max_attempts: 3,
+            max_paths: api::DEFAULT_MAX_PATHS,
+        }
+    }
+}
 
 pub use rate::SubmissionRate;
 
@@ -30,6 +45,7 @@ pub struct Gateway<S> {
     store: Arc<S>,
     tenants: Tenants,
     submissions: Option<Arc<SubmissionLimiter>>,
+    limits: JobLimits,
     /// Fires when the gateway begins to drain: waits and event streams end.
     draining: CancellationToken,
 }
@@ -40,6 +56,7 @@ impl<S> Clone for Gateway<S> {
             store: self.store.clone(),
             tenants: self.tenants.clone(),
             submissions: self.submissions.clone(),
+            limits: self.limits,
             draining: self.draining.clone(),
         }
     }
@@ -59,6 +76,7 @@ impl<S: JobStore> Gateway<S> {
             store,
             tenants,
             submissions: None,
+            limits: JobLimits::default(),
             draining: CancellationToken::new(),
         }
     }
@@ -66,6 +84,11 @@ impl<S: JobStore> Gateway<S> {
     /// Limits each API key to `rate` submissions (429 with `Retry-After` beyond).
     pub fn with_submission_rate(mut self, rate: SubmissionRate) -> Self {
         self.submissions = Some(Arc::new(SubmissionLimiter::new(rate)));
+        self
+    }
+
+    pub fn with_job_limits(mut self, limits: JobLimits) -> Self {
+        self.limits = limits;
         self
     }
 

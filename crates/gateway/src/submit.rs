@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::{Gateway, MAX_ATTEMPTS};
+use crate::Gateway;
 
 const MAX_ID_LENGTH: usize = 128;
 /// A job id in a path: every character but RFC 3986's unreserved ones is
@@ -58,7 +58,7 @@ async fn submit<S: JobStore>(
     })?;
     // Stored and compared with every default filled in: leaving a field out
     // and sending its default value are one request.
-    let parameters = api::normalized(&requested)?;
+    let parameters = api::normalized(&requested, gateway.limits.max_paths)?;
     let job_id = match (request.job_id.as_str(), &idempotency_key) {
         ("", Some(key)) => key.clone(),
         ("", None) => uuid::Uuid::new_v4().to_string(),
@@ -77,7 +77,7 @@ async fn submit<S: JobStore>(
         idempotency_key,
         request: canonical,
         customer_id: parameters.customer_id.clone(),
-        max_attempts: MAX_ATTEMPTS,
+        max_attempts: gateway.limits.max_attempts,
         cost_ms: estimated_cost_ms(&parameters),
         traceparent: Some(api::trace::of_request(headers).to_string()),
     };

@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub store: ReportStore,
     pub tenants: Tenants,
     pub gateway: GatewayClient,
+    /// Paths a report may ask for.
+    pub max_paths: u32,
     /// Signs the pages' session cookies.
     pub cookies: Key,
 }
@@ -40,8 +42,13 @@ impl FromRef<AppState> for Key {
     }
 }
 
-/// The API and the pages.
-pub fn router(store: ReportStore, tenants: Tenants, gateway: GatewayClient) -> Router {
+/// The API and the pages, taking reports of at most `max_paths` paths.
+pub fn router(
+    store: ReportStore,
+    tenants: Tenants,
+    gateway: GatewayClient,
+    max_paths: u32,
+) -> Router {
     let cookies = Key::from(&tenants.derived_key("page sessions"));
     Router::new()
         .route("/reports", get(list).post(create))
@@ -51,6 +58,7 @@ pub fn router(store: ReportStore, tenants: Tenants, gateway: GatewayClient) -> R
             store,
             tenants,
             gateway,
+            max_paths,
             cookies,
         })
 }
@@ -91,7 +99,7 @@ async fn create(
                 return Problem::invalid(field, detail).into_response();
             }
         };
-    if let Err(error) = api::report_parameters(&parameters) {
+    if let Err(error) = api::report_parameters(&parameters, state.max_paths) {
         return Problem::from(error).into_response();
     }
     match state.store.create(&owner, &parameters).await {

@@ -32,10 +32,11 @@ pub async fn run(
         std::io::Error::other(format!("cannot build the gateway client: {error}"))
     };
     let gateway = GatewayClient::new(config.clone()).map_err(unbuilt)?;
+    let max_paths = config.max_paths;
     let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(unbuilt)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
     let app = App::new(
-        router(store.clone(), tenants, gateway.clone()),
+        router(store.clone(), tenants, gateway.clone(), max_paths),
         readiness(store, gateway),
     );
     let served = api::server::serve(listener, app, shutdown).await;
@@ -86,6 +87,8 @@ pub struct DispatchConfig {
     pub max_backoff: Duration,
     /// Finished reports are deleted this long after they ended.
     pub retention: Duration,
+    /// Paths a report may ask for; more is refused with 422.
+    pub max_paths: u32,
 }
 
 /// How long finished reports are kept by default: thirty days.
@@ -99,6 +102,7 @@ impl DispatchConfig {
             request_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
             retention: DEFAULT_RETENTION,
+            max_paths: api::DEFAULT_MAX_PATHS,
         }
     }
 }

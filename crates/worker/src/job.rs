@@ -251,7 +251,7 @@ async fn run<S: JobStore>(
         Ok(parameters) => parameters,
         Err(error) => return permanent(format!("the stored request is unreadable: {error}")),
     };
-    let params = match api::projection_params(&parameters) {
+    let params = match api::projection_params(&parameters, node.config.max_paths) {
         Ok(params) => params,
         Err(error) => return permanent(error.to_string()),
     };

@@ -68,6 +68,11 @@ pub struct WorkerConfig {
     pub retention: Duration,
     /// Jobs one tenant may have running across the cluster; no limit when absent.
     pub max_running_per_tenant: Option<u32>,
+    /// Paths a job may ask for; a stored job above it (taken before the limit
+    /// was lowered) fails for good, naming the limit.
+    pub max_paths: u32,
+    /// Longest wait at start for the changes made while the node was away.
+    pub catch_up_limit: Duration,
     /// Take the node id even if its registration still looks live: for a
     /// deployment that knows it is the only process with this id (`up`, after a crash).
     pub reclaim_node_id: bool,
@@ -86,6 +91,8 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_running_per_tenant: None,
+            max_paths: api::DEFAULT_MAX_PATHS,
+            catch_up_limit: Duration::from_secs(5),
             reclaim_node_id: false,
         }
     }

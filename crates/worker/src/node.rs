@@ -18,8 +18,6 @@ use crate::placement::owned_partitions;
 const PRUNE_BATCH: u32 = 10_000;
 /// How often finished jobs past their retention are looked for.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// Longest wait at start for the changes made while the node was away.
-const CATCH_UP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The partitions this node owns, as of its last membership heartbeat.
 type Placement = Arc<RwLock<Arc<Vec<u32>>>>;
@@ -54,7 +52,7 @@ pub async fn run<S: JobStore>(
     // Evict what changed while the node was away before its first job reads
     // the cache; a data service that does not answer leaves the TTL in charge.
     match tokio::time::timeout(
-        CATCH_UP_LIMIT,
+        config.catch_up_limit,
         crate::feed::catch_up(&node.cache, &node.client),
     )
     .await
@@ -64,7 +62,7 @@ pub async fn run<S: JobStore>(
             tracing::warn!(%error, "cannot reach the change feed at start; cached portfolios stay until their TTL")
         }
         Err(_) => tracing::warn!(
-            limit_seconds = CATCH_UP_LIMIT.as_secs(),
+            limit_seconds = config.catch_up_limit.as_secs(),
             "the change feed is slow to answer; taking jobs while catching up"
         ),
     }

@@ -196,7 +196,7 @@ async fn create(
         Ok(parameters) => parameters,
         Err(error) => return invalid(&form, &error),
     };
-    if let Err(error) = api::report_parameters(&parameters) {
+    if let Err(error) = api::report_parameters(&parameters, state.max_paths) {
         let error = FieldError {
             field: error.field,
             message: error.rule,
