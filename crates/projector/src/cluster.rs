@@ -1,9 +1,7 @@
 //! Every role in one process: `projector up` and `projector demo`. The roles talk
 //! over their HTTP contracts and the job store only, as they do across machines.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use api::server::Shutdown;
@@ -11,52 +9,29 @@ use api::{Secret, Tenants};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
 use datasvc::DataStore;
-use gateway::SubmissionRate;
 use jobstore::{AnyJobStore, JobStore};
-use orchestrator::{DispatchConfig, ReportStore};
+use orchestrator::ReportStore;
 use tokio::task::JoinSet;
-use worker::WorkerConfig;
 
-use crate::listen::{Listening, bind, url_of};
+use crate::listen::{bind, url_of};
 use crate::roles::{
-    DataServiceArgs, adopt_unowned_reports, build_node, open_data_store, open_gateway,
-    open_report_store,
+    adopt_unowned_reports, build_node, open_data_store, open_gateway, open_report_store,
 };
-use crate::stores::{
-    DATA_FILE, JOBS_FILE, REPORTS_FILE, StoreArgs, UP_JOB_STORE_CONNECTIONS, open_job_store,
-};
+use crate::settings::Settings;
+use crate::stores::{DATA_FILE, JOBS_FILE, REPORTS_FILE, open_job_store};
 use crate::up::generate_key;
 
-/// The data service the workers read: one started here, or one running elsewhere.
-pub enum DataServiceAt {
-    /// Started here; its token is `access`'s, or one generated for this run.
-    Embedded {
-        address: SocketAddr,
-        access: DataServiceArgs,
-    },
-    External {
-        url: String,
-        token: Option<Secret>,
-    },
-}
+/// The worker node of a one-machine deployment.
+const NODE_ID: &str = "node-1";
 
 pub struct ClusterConfig {
-    /// Every store in one database, or the SQLite files (and the cache) in the data directory.
-    pub stores: StoreArgs,
-    pub gateway_addr: SocketAddr,
-    pub datasvc: DataServiceAt,
-    pub orchestrator_addr: SocketAddr,
-    pub worker: WorkerConfig,
+    /// Every store in one database, or the SQLite files (and the cache) in the
+    /// data directory; a data service started here unless `datasvc_url` names one.
+    pub settings: Settings,
     /// Keys the gateway accepts; the orchestrator submits with the first.
     pub api_keys: Vec<Secret>,
     /// The secret job owners are derived from keys with.
     pub tenant_secret: Secret,
-    pub cache_ttl: Duration,
-    pub listening: Listening,
-    /// Finished reports are deleted this long after they ended.
-    pub report_retention: Duration,
-    /// How fast each tenant may submit; no limit when absent.
-    pub submission_rate: Option<SubmissionRate>,
 }
 
 /// A running cluster; [`Cluster::stop`] shuts it down in order.
@@ -75,27 +50,35 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
-        let location = |file: &str| config.stores.location(file);
+        // One node, whose cache is in the data directory.
+        let settings = Settings {
+            node_id: NODE_ID.to_string(),
+            cache_dir: None,
+            ..config.settings
+        };
+        let location = |file: &str| settings.location(file);
         // `up` owns its stores: it brings them to this release's schema.
         let jobs = open_job_store(
             &location(JOBS_FILE)?,
             SchemaPolicy::Apply,
-            UP_JOB_STORE_CONNECTIONS,
+            settings.gateway_connections + settings.worker_connections,
         )
         .await?;
-        let reports = open_report_store(&location(REPORTS_FILE)?, SchemaPolicy::Apply).await?;
+        let reports = open_report_store(
+            &location(REPORTS_FILE)?,
+            SchemaPolicy::Apply,
+            settings.orchestrator_connections,
+        )
+        .await?;
         let shutdown = Shutdown::new();
         let mut http = JoinSet::new();
-        let (datasvc_url, datasvc_token, data) = match config.datasvc {
-            DataServiceAt::Embedded { address, access } => {
-                let service = access.service(Some(Secret::new(generate_key())))?;
-                let data = open_data_store(
-                    &location(DATA_FILE)?,
-                    SchemaPolicy::Apply,
-                    datasvc::DEMO_CUSTOMERS,
-                )
-                .await?;
-                let listener = bind(address, "data service", &config.listening).await?;
+        let (datasvc_url, datasvc_token, data) = match &settings.datasvc_url {
+            None => {
+                let service = settings.service(Some(Secret::new(generate_key())))?;
+                let data =
+                    open_data_store(&location(DATA_FILE)?, SchemaPolicy::Apply, &settings).await?;
+                let listener =
+                    bind(settings.datasvc_addr, "data service", &settings.listening()).await?;
                 let url = url_of(&listener)?;
                 let token = service.access.token.clone();
                 http.spawn(datasvc::run(
@@ -106,43 +89,33 @@ impl Cluster {
                 ));
                 (url, token, Some(data))
             }
-            DataServiceAt::External { url, token } => (url, token, None),
+            Some(url) => (url.clone(), settings.datasvc_token(), None),
         };
-        let listener = bind(config.gateway_addr, "gateway", &config.listening).await?;
+        let listening = settings.listening();
+        let listener = bind(settings.gateway_addr, "gateway", &listening).await?;
         let gateway_url = url_of(&listener)?;
         let tenants = Tenants::new(config.tenant_secret.clone(), &config.api_keys);
-        let gateway = open_gateway(
-            Arc::new(jobs.clone()),
-            tenants.clone(),
-            config.submission_rate,
-        )
-        .await?;
+        let gateway = open_gateway(Arc::new(jobs.clone()), tenants.clone(), &settings).await?;
         http.spawn(gateway.run(listener, shutdown.clone()));
 
-        let listener = bind(config.orchestrator_addr, "orchestrator", &config.listening).await?;
+        let listener = bind(settings.orchestrator_addr, "orchestrator", &listening).await?;
         let orchestrator_url = url_of(&listener)?;
         adopt_unowned_reports(&reports, &tenants).await?;
         http.spawn(orchestrator::run(
-            DispatchConfig {
-                retention: config.report_retention,
-                ..DispatchConfig::new(&gateway_url)
-            },
+            settings.dispatch(&gateway_url),
             tenants,
             reports.clone(),
             listener,
             shutdown.clone(),
         ));
 
-        let cache_dir = config
-            .stores
-            .data_dir
-            .join("cache")
-            .join(&config.worker.node_id);
+        let mut worker = settings.worker();
+        // The only process on its node id: a crash's registration is its own.
+        worker.reclaim_node_id = true;
         let node = build_node(
             Arc::new(jobs.clone()),
-            config.worker,
-            cache_dir,
-            config.cache_ttl,
+            worker,
+            &settings,
             &datasvc_url,
             datasvc_token,
         )

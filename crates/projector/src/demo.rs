@@ -8,12 +8,9 @@ use anyhow::{Context, Result, bail};
 use api::Secret;
 use api::wire::Report;
 use serde_json::json;
-use worker::WorkerConfig;
 
-use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
-use crate::listen::Listening;
-use crate::roles::DataServiceArgs;
-use crate::stores::StoreArgs;
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::settings::Settings;
 use crate::up::generate_key;
 
 const CUSTOMER: &str = "C-000042";
@@ -25,26 +22,15 @@ pub async fn demo() -> Result<()> {
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let api_key = generate_key();
     let cluster = Cluster::start(ClusterConfig {
-        stores: StoreArgs {
-            database_url: None,
+        settings: Settings {
             data_dir: directory.path().to_path_buf(),
+            gateway_addr: any_port,
+            datasvc_addr: any_port,
+            orchestrator_addr: any_port,
+            ..Settings::default()
         },
-        gateway_addr: any_port,
-        datasvc: DataServiceAt::Embedded {
-            address: any_port,
-            access: DataServiceArgs::default(),
-        },
-        orchestrator_addr: any_port,
-        worker: WorkerConfig::default(),
         api_keys: vec![Secret::new(api_key.clone())],
         tenant_secret: Secret::new(generate_key()),
-        cache_ttl: Duration::from_secs(3600),
-        listening: Listening {
-            limits: api::server::Limits::default(),
-            scrape_token: None,
-        },
-        report_retention: orchestrator::DEFAULT_RETENTION,
-        submission_rate: None,
     })
     .await?;
     println!(

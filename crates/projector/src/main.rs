@@ -2,38 +2,44 @@
 
 mod cluster;
 mod demo;
+mod flags;
 mod listen;
 mod portfolio;
 mod roles;
+mod settings;
 mod signals;
 mod simulate;
 mod stores;
 mod table;
 mod up;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::settings::{LogFormat, Role, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "projector",
     version,
-    about = "Financial projections off the request path"
+    about = "Financial projections off the request path",
+    after_help = "Every option of a role is also a key of the configuration file and a PROJECTOR_<KEY> variable (--lease-seconds, lease_seconds, PROJECTOR_LEASE_SECONDS); flags override variables, which override the file. `projector config --role ROLE` prints the values in effect."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A TOML file of settings, such as docs/projector.toml; PROJECTOR_*
+    /// variables and flags override its values.
+    #[arg(long, env = "PROJECTOR_CONFIG", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     /// How service logs are written on stderr: `text` for people, `json` (one
-    /// object per line) for a log collector.
-    #[arg(long, env = "PROJECTOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    /// object per line) for a log collector [default: text].
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,20 +47,38 @@ enum Command {
     /// Run one projection locally and print its result.
     Simulate(simulate::SimulateArgs),
     /// Start every role on this machine with embedded storage.
-    Up(up::UpArgs),
+    Up(flags::UpFlags),
     /// Start everything on free ports, request one report per risk profile, print them, exit.
     Demo,
     /// Run a gateway: accepts jobs and answers their status from the job store.
-    Gateway(roles::GatewayArgs),
+    Gateway(flags::GatewayFlags),
     /// Run a worker node: claims jobs of its partitions and runs them.
-    Worker(roles::WorkerArgs),
+    Worker(flags::WorkerFlags),
     /// Run the orchestrator: reports, dispatched to a gateway over HTTP.
-    Orchestrator(roles::OrchestratorArgs),
+    Orchestrator(flags::OrchestratorFlags),
     /// Run the data service alone.
-    Datasvc(roles::DatasvcArgs),
+    Datasvc(flags::DatasvcFlags),
     /// Bring a database to this release's schema.
-    Migrate(roles::MigrateArgs),
+    Migrate(flags::MigrateFlags),
+    /// Print the settings in effect, where each came from, secrets redacted.
+    Config {
+        /// Only the keys this role reads.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
 }
+
+/// The flags of a command, with the global ones: the last settings layer.
+#[derive(Serialize)]
+struct Given<'a, F: Serialize> {
+    #[serde(flatten)]
+    flags: &'a F,
+    log_format: Option<LogFormat>,
+}
+
+/// A command without flags of its own.
+#[derive(Serialize)]
+struct NoFlags {}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -68,19 +92,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logs = cli.log_format;
-    let outcome = match cli.command {
+    let outcome = match &cli.command {
         Command::Simulate(args) => simulate::run(args),
-        Command::Up(args) => serve(args, ("info", logs), up::up),
-        Command::Demo => serve((), ("warn", logs), |()| demo::demo()),
-        Command::Gateway(args) => serve(args, ("info", logs), roles::gateway),
-        Command::Worker(args) => serve(args, ("info", logs), roles::worker),
-        Command::Orchestrator(args) => serve(args, ("info", logs), roles::orchestrator),
-        Command::Datasvc(args) => serve(args, ("info", logs), roles::datasvc),
-        Command::Migrate(args) => serve(args, ("warn", logs), roles::migrate),
+        Command::Up(flags) => serve(&cli, flags, "info", up::up),
+        Command::Demo => serve(&cli, &NoFlags {}, "warn", |_| demo::demo()),
+        Command::Gateway(flags) => serve(&cli, flags, "info", roles::gateway),
+        Command::Worker(flags) => serve(&cli, flags, "info", roles::worker),
+        Command::Orchestrator(flags) => serve(&cli, flags, "info", roles::orchestrator),
+        Command::Datasvc(flags) => serve(&cli, flags, "info", roles::datasvc),
+        Command::Migrate(flags) => serve(&cli, flags, "warn", |settings| {
+            roles::migrate(settings, flags.store)
+        }),
+        Command::Config { role } => show_config(&cli, *role),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // As clap's own: the command cannot run as given.
+        Err(error) if error.is::<Misconfigured>() => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
         // The reader went away (`| head`): nothing left to report to.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
@@ -96,28 +127,62 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .is_some_and(|io_error| io_error.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-/// Runs a service command on a multi-threaded runtime with logs on stderr at
-/// a default level (`RUST_LOG` overrides it) in the given format.
-fn serve<A, F, Fut>(
-    args: A,
-    (default_level, format): (&str, LogFormat),
+/// Settings that cannot be used.
+#[derive(Debug)]
+struct Misconfigured;
+
+impl std::fmt::Display for Misconfigured {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("the settings cannot be used")
+    }
+}
+
+fn load(cli: &Cli, flags: &impl Serialize) -> anyhow::Result<settings::Loaded> {
+    let given = Given {
+        flags,
+        log_format: cli.log_format,
+    };
+    settings::load(cli.config.as_deref(), &given).context(Misconfigured)
+}
+
+fn show_config(cli: &Cli, role: Option<Role>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let loaded = load(cli, &NoFlags {})?;
+    let mut shown = settings::show(&loaded, role);
+    for name in &loaded.ignored {
+        shown.push_str(&format!("# {name} is not a setting and is ignored\n"));
+    }
+    std::io::stdout().write_all(shown.as_bytes())?;
+    Ok(())
+}
+
+/// Runs a service command with its settings, on a multi-threaded runtime,
+/// with logs on stderr at a default level (`RUST_LOG` overrides it).
+fn serve<F, Fut>(
+    cli: &Cli,
+    flags: &impl Serialize,
+    default_level: &str,
     command: F,
 ) -> anyhow::Result<()>
 where
-    F: FnOnce(A) -> Fut,
+    F: FnOnce(Settings) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    let loaded = load(cli, flags)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
+    match loaded.settings.log_format {
         LogFormat::Json => logs.json().flatten_event(true).init(),
         // Colour codes only for a person at a terminal, not in log files.
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+    }
+    for variable in &loaded.ignored {
+        tracing::warn!(%variable, "not a setting, ignored: `projector config` lists every key");
     }
     api::server::raise_open_file_limit();
     // Before any role counts anything.
@@ -126,7 +191,7 @@ where
         .enable_all()
         .build()
         .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))?;
-    runtime.block_on(command(args))
+    runtime.block_on(command(loaded.settings))
 }
 
 #[cfg(test)]

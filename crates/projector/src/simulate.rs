@@ -105,7 +105,7 @@ fn parse_risk(text: &str) -> Result<RiskProfile, String> {
 
 const DEFAULT_PATHS: u32 = 10_000;
 
-pub fn run(args: SimulateArgs) -> Result<()> {
+pub fn run(args: &SimulateArgs) -> Result<()> {
     limit_isa(args.isa)?;
     let initial_values = match &args.portfolio {
         Some(path) => initial_values_from_file(path)?,

@@ -2,53 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cache::PortfolioCache;
-use clap::Args;
+use cache::{Lifetimes, PortfolioCache};
 use database::{Location, SchemaPolicy};
 use jobstore::{AnyJobStore, StoreOptions};
-
-/// `--database-url`, or the embedded SQLite files in `--data-dir`.
-#[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// The store: postgres://USER@HOST:PORT/DATABASE (one database holds every
-    /// store), or sqlite://FILE (one file per store); the SQLite files in
-    /// --data-dir when absent.
-    #[arg(
-        long,
-        env = "PROJECTOR_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// Directory for the embedded SQLite stores, a worker's cache and `up`'s API key.
-    #[arg(long, env = "PROJECTOR_DATA_DIR", default_value = "./projector-data")]
-    pub data_dir: PathBuf,
-}
-
-impl StoreArgs {
-    /// The store named by the URL, or the embedded `file` in the data directory.
-    pub fn location(&self, file: &str) -> Result<Location> {
-        match &self.database_url {
-            Some(url) => Location::parse(url).map_err(Into::into),
-            None => {
-                create_dir(&self.data_dir)?;
-                Ok(Location::Sqlite(self.data_dir.join(file)))
-            }
-        }
-    }
-
-    /// A shared store named by URL changes schema only through `projector migrate`;
-    /// the embedded default is this process's own and is kept up to date.
-    pub fn policy(&self) -> SchemaPolicy {
-        match self.database_url {
-            Some(_) => SchemaPolicy::Require,
-            None => SchemaPolicy::Apply,
-        }
-    }
-}
 
 pub fn create_dir(directory: &Path) -> Result<()> {
     std::fs::create_dir_all(directory)
@@ -58,17 +16,6 @@ pub fn create_dir(directory: &Path) -> Result<()> {
 pub const JOBS_FILE: &str = "jobs.sqlite";
 pub const REPORTS_FILE: &str = "orchestrator.sqlite";
 pub const DATA_FILE: &str = "datasvc.sqlite";
-
-/// PostgreSQL connections each role keeps at most, besides a worker's or
-/// gateway's one for notifications. PostgreSQL allows 100 by default, and a
-/// cluster's processes share them; a worker needs few (claims, results and
-/// heartbeats are grouped), a gateway's intake needs one per group in flight.
-pub const GATEWAY_CONNECTIONS: u32 = 6;
-pub const WORKER_CONNECTIONS: u32 = 4;
-pub const DATASVC_CONNECTIONS: u32 = 6;
-pub const ORCHESTRATOR_CONNECTIONS: u32 = 3;
-/// `up` runs gateway and worker on one job store.
-pub const UP_JOB_STORE_CONNECTIONS: u32 = GATEWAY_CONNECTIONS + WORKER_CONNECTIONS;
 
 pub async fn open_job_store(
     location: &Location,
@@ -87,12 +34,12 @@ pub async fn open_job_store(
 
 /// Opening may wait for a lock and move a damaged directory aside: blocking
 /// work, kept off the async runtime's threads.
-pub async fn open_cache(directory: PathBuf, ttl: Duration) -> Result<Arc<PortfolioCache>> {
+pub async fn open_cache(directory: PathBuf, lifetimes: Lifetimes) -> Result<Arc<PortfolioCache>> {
     tokio::task::spawn_blocking(move || {
         if let Some(parent) = directory.parent() {
             create_dir(parent)?;
         }
-        PortfolioCache::open(&directory, ttl).context("cannot open the worker cache")
+        PortfolioCache::open_with(&directory, lifetimes).context("cannot open the worker cache")
     })
     .await
     .context("the cache opener stopped unexpectedly")?

@@ -1,61 +1,21 @@
 //! `projector up`: every role in one process on fixed addresses.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use api::Secret;
-use clap::Args;
 
-use crate::cluster::{Cluster, ClusterConfig, DataServiceAt};
-use crate::listen::LimitArgs;
-use crate::roles::{DataServiceArgs, KeysArgs, ReportArgs, SubmissionArgs, WorkerTuning};
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::settings::Settings;
 use crate::signals::Signals;
-use crate::stores::{StoreArgs, create_dir};
+use crate::stores::create_dir;
 
-/// The worker node of a one-machine deployment.
-const NODE_ID: &str = "node-1";
-
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    #[command(flatten)]
-    stores: StoreArgs,
-    #[arg(long, env = "PROJECTOR_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
-    gateway_addr: SocketAddr,
-    #[arg(long, env = "PROJECTOR_DATASVC_ADDR", default_value = "127.0.0.1:8080")]
-    datasvc_addr: SocketAddr,
-    /// Use a data service running elsewhere instead of starting one.
-    #[arg(long, env = "PROJECTOR_DATASVC_URL", value_name = "URL")]
-    datasvc_url: Option<String>,
-    /// The token of the data service started here (one is generated when absent),
-    /// or of the one at `--datasvc-url`.
-    #[command(flatten)]
-    datasvc_access: DataServiceArgs,
-    #[arg(
-        long,
-        env = "PROJECTOR_ORCHESTRATOR_ADDR",
-        default_value = "127.0.0.1:3000"
-    )]
-    orchestrator_addr: SocketAddr,
-    /// One is generated and kept in the data directory when no key is given.
-    #[command(flatten)]
-    keys: KeysArgs,
-    #[command(flatten)]
-    tuning: WorkerTuning,
-    #[command(flatten)]
-    limits: LimitArgs,
-    #[command(flatten)]
-    reports: ReportArgs,
-    #[command(flatten)]
-    submissions: SubmissionArgs,
-}
-
-pub async fn up(args: UpArgs) -> Result<()> {
+pub async fn up(settings: Settings) -> Result<()> {
     let signals = Signals::install()?;
-    let mut api_keys = args.keys.given();
+    let mut api_keys = settings.api_keys();
     // A key is a secret: it is shown only on the start that generated it.
     let shown_key = if api_keys.is_empty() {
-        let kept = kept_secret(&args.stores.data_dir, "api-key", "API key")?;
+        let kept = kept_secret(&settings.data_dir, "api-key", "API key")?;
         let shown = if kept.generated {
             kept.value.clone()
         } else {
@@ -64,46 +24,23 @@ pub async fn up(args: UpArgs) -> Result<()> {
         api_keys.push(Secret::new(kept.value));
         shown
     } else {
-        "given in PROJECTOR_API_KEY or --api-key (not shown)".to_string()
+        "given as api_key (not shown)".to_string()
     };
-    let tenant_secret = match args.keys.tenant_secret() {
+    let tenant_secret = match settings.tenant_secret() {
         Some(secret) => secret,
         None => {
-            let kept = kept_secret(&args.stores.data_dir, "tenant-secret", "tenant secret")?;
+            let kept = kept_secret(&settings.data_dir, "tenant-secret", "tenant secret")?;
             Secret::new(kept.value)
         }
     };
-    let datasvc = match args.datasvc_url {
-        Some(url) => DataServiceAt::External {
-            url,
-            token: args.datasvc_access.token(),
-        },
-        None => DataServiceAt::Embedded {
-            address: args.datasvc_addr,
-            access: args.datasvc_access,
-        },
-    };
-    let mut worker = args.tuning.config(NODE_ID);
-    // `up` is the only process on its node id: a crash's registration is its own.
-    worker.reclaim_node_id = true;
+    let data_dir = settings.data_dir.clone();
     let mut cluster = Cluster::start(ClusterConfig {
-        stores: args.stores.clone(),
-        gateway_addr: args.gateway_addr,
-        datasvc,
-        orchestrator_addr: args.orchestrator_addr,
-        worker,
+        settings,
         api_keys,
         tenant_secret,
-        cache_ttl: args.tuning.cache_ttl(),
-        listening: args.limits.listening(),
-        report_retention: args.reports.retention(),
-        submission_rate: args.submissions.rate(),
     })
     .await?;
-    println!(
-        "projector is up (data in {})",
-        args.stores.data_dir.display()
-    );
+    println!("projector is up (data in {})", data_dir.display());
     println!("  gateway       {}", cluster.gateway_url);
     println!("  data service  {}/api", cluster.datasvc_url);
     println!("  orchestrator  {}", cluster.orchestrator_url);
