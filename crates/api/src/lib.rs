@@ -6,6 +6,7 @@
 mod codec;
 mod convert;
 pub mod metrics;
+pub mod openapi;
 mod problem;
 mod secret;
 pub mod server;

@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An error (RFC 9457): what went wrong and, for a broken rule, the field.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -14,6 +15,7 @@ pub struct Problem {
     pub detail: String,
     /// The same text as `detail`, under the name the original clients read.
     pub error: String,
+    /// The request field that broke a rule (422).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Seconds after which a retry may succeed, sent as `Retry-After`.

@@ -23,7 +23,7 @@ const DEFAULT_LIMIT: i64 = 1_000;
 const MAX_LIMIT: i64 = 10_000;
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     store: DataStore,
     /// Long-polls answer at once when the server starts draining.
     shutdown: Shutdown,
@@ -46,7 +46,18 @@ pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Ro
         .with_state(state)
 }
 
-async fn portfolio(
+/// A customer's portfolio, as the original's `PortfolioDTO`.
+#[utoipa::path(get, path = "/api/customers/{customer_id}/portfolio", tag = "portfolios",
+    security(("service_token" = [])),
+    params(("customer_id" = String, Path, description = "The customer's id, such as C-000042")),
+    responses(
+        (status = 200, description = "The portfolio", body = api::wire::Portfolio),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The portfolio store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::ServiceRefusals,
+    ),
+)]
+pub(crate) async fn portfolio(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
@@ -76,7 +87,7 @@ async fn portfolio(
 }
 
 #[derive(serde::Deserialize)]
-struct FeedQuery {
+pub(crate) struct FeedQuery {
     #[serde(default)]
     after: i64,
     #[serde(default)]
@@ -94,7 +105,21 @@ const FEED_USAGE: &str = "send after=POSITION (0, or the position of the last ch
 /// The changes after a cursor, in commit order. With `wait`, an answer with no
 /// changes waits until one is committed or the wait ends. A cursor below
 /// `oldest_cursor` (pruned) or above `latest` (another log) is answered at once.
-async fn changes(
+#[utoipa::path(get, path = "/api/changes", tag = "changes",
+    security(("service_token" = [])),
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "The position of the last change read (0 for the start)"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 60, description = "Seconds an answer without changes may wait for one"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "Most changes in one answer (1000 when absent)"),
+    ),
+    responses(
+        (status = 200, description = "The changes after `after`, in commit order", body = api::wire::ChangeFeed),
+        (status = 400, description = "A parameter out of its range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The change log is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::ServiceRefusals,
+    ),
+)]
+pub(crate) async fn changes(
     State(state): State<AppState>,
     query: Result<Query<FeedQuery>, QueryRejection>,
     headers: HeaderMap,

@@ -16,6 +16,17 @@ pub use access::Access;
 pub use feed::prune as prune_changes;
 pub use http::router;
 
+/// The data service's API, as `/openapi.json` answers it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Projector data service",
+        description = "Customers' portfolios and the change feed that tells worker caches what changed."
+    ),
+    paths(http::portfolio, http::changes)
+)]
+pub struct ApiDoc;
+
 /// How long the change log keeps a change: a worker node down for longer
 /// starts its cache afresh.
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -51,8 +62,9 @@ pub async fn run(
         })
     });
     let routes = http::routes(store, config.access, shutdown.clone());
-    let served =
-        api::server::serve(listener, api::server::App::new(routes, readiness), shutdown).await;
+    let app = api::server::App::new(routes, readiness)
+        .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
+    let served = api::server::serve(listener, app, shutdown).await;
     pruner.abort();
     served
 }

@@ -13,6 +13,18 @@ use crate::Gateway;
 use crate::status::{not_found, to_wire};
 use crate::submit::{Attempt, store_problem};
 
+/// Cancels a queued or running job; a cancelled one answers the same again.
+#[utoipa::path(post, path = "/jobs/{job_id}/cancel", tag = "jobs",
+    security(("tenant_key" = [])),
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = api::wire::JobStatus),
+        (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has already completed or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
 pub async fn cancel_job<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,

@@ -25,6 +25,21 @@ use crate::submit::{Attempt, store_problem};
 /// How long a browser waits before reconnecting a broken stream.
 const RECONNECT: Duration = Duration::from_secs(1);
 
+/// The job's changes as Server-Sent Events, each carrying the whole status body.
+#[utoipa::path(get, path = "/jobs/{job_id}/events", tag = "jobs",
+    security(("tenant_key" = [])),
+    params(
+        ("job_id" = String, Path, description = "The job's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event seen: nothing seen is sent again"),
+    ),
+    responses(
+        (status = 200, description = "Events `status`, `progress` and a final `completed`, `failed` or `cancelled`, each carrying the job", body = api::wire::JobStatus, content_type = "text/event-stream"),
+        (status = 204, description = "The client has seen the job's end"),
+        (status = 404, description = "No such job for this key", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The job store is unreachable", body = api::Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
 pub async fn job_events<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,

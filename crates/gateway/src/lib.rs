@@ -9,6 +9,22 @@ mod rate;
 mod status;
 mod submit;
 
+/// The gateway's API, as `/openapi.json` answers it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Projector gateway",
+        description = "Accepts projection jobs and answers their status from the job store."
+    ),
+    paths(
+        submit::generate_projection,
+        status::job_status,
+        events::job_events,
+        cancel::cancel_job
+    )
+)]
+pub struct ApiDoc;
+
 use std::sync::Arc;
 
 use api::Tenants;
@@ -133,7 +149,9 @@ impl<S: JobStore> Gateway<S> {
             })
         });
         let depth = jobstore::gauges::queue_depth(self.store.clone());
-        let app = App::new(self.router(), readiness).with_collect(depth);
+        let app = App::new(self.router(), readiness)
+            .with_collect(depth)
+            .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
         api::server::serve(listener, app, shutdown).await
     }
 }

@@ -30,6 +30,20 @@ pub struct StatusQuery {
 
 /// The job now; with `wait`, as soon as its status or progress changes, or
 /// as it is when the wait ends. A finished job is answered at once.
+#[utoipa::path(get, path = "/job_status/{job_id}", tag = "jobs",
+    security(("tenant_key" = [])),
+    params(
+        ("job_id" = String, Path, description = "The job's id"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 60, description = "Seconds to wait for the job to change (a long-poll)"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = api::wire::JobStatus),
+        (status = 400, description = "`wait` is not a whole number from 0 to 60", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
 pub async fn job_status<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,

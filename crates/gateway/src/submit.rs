@@ -23,6 +23,23 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// What a client is told to wait while the job store is unreachable.
 const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
+/// Accepts a projection job: answered once the job is durable, never after
+/// waiting for it. The same `X-Idempotency-Key` (or `job_id`) with the same
+/// parameters answers the first job again (`Idempotent-Replayed: true`).
+#[utoipa::path(post, path = "/generate_projection", tag = "jobs",
+    security(("tenant_key" = [])),
+    params(
+        ("X-Idempotency-Key" = Option<String>, Header, description = "Names the job when `job_id` is empty: a retry with the same key is the same job"),
+    ),
+    request_body(content = GenerateProjectionRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued (or replayed); `Location` names its status", body = GenerateProjectionResponse),
+        (status = 422, description = "A field breaks a rule, or the id names a job with other parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The key's submission rate is spent; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The job store is unreachable; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
 pub async fn generate_projection<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,

@@ -80,7 +80,18 @@ fn unavailable(error: crate::Error) -> Response {
     .into_response()
 }
 
-async fn create(
+/// Asks for a report: kept at once, dispatched to the gateway from an outbox.
+#[utoipa::path(post, path = "/reports", tag = "reports",
+    security(("tenant_key" = [])),
+    request_body(content = ProjectionParameters, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Kept; `Location` names the report", body = api::wire::Report),
+        (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     Owner(owner): Owner,
     headers: HeaderMap,
@@ -116,7 +127,17 @@ async fn create(
 
 /// A report: its page for a browser (which asks for HTML), its body for an
 /// API client.
-async fn show(
+#[utoipa::path(get, path = "/reports/{id}", tag = "reports",
+    security(("tenant_key" = [])),
+    params(("id" = String, Path, description = "The report's id")),
+    responses(
+        (status = 200, description = "The report, with its result once done", body = api::wire::Report),
+        (status = 404, description = "No such report for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -149,7 +170,20 @@ async fn show(
     }
 }
 
-async fn list(State(state): State<AppState>, Owner(owner): Owner, headers: HeaderMap) -> Response {
+/// The key's latest reports, newest first.
+#[utoipa::path(get, path = "/reports", tag = "reports",
+    security(("tenant_key" = [])),
+    responses(
+        (status = 200, description = "Up to 100 reports", body = ReportList),
+        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        api::openapi::TenantRefusals,
+    ),
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    headers: HeaderMap,
+) -> Response {
     match state.store.list(&owner, LISTED).await {
         Ok(reports) => respond(
             StatusCode::OK,

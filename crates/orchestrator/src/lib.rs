@@ -8,6 +8,18 @@ mod http;
 mod pages;
 mod store;
 
+/// The orchestrator's API, as `/openapi.json` answers it; its pages for
+/// people are not part of it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Projector orchestrator",
+        description = "Takes report requests, dispatches them to the gateway and keeps their results."
+    ),
+    paths(http::list, http::create, http::show)
+)]
+pub struct ApiDoc;
+
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -38,7 +50,8 @@ pub async fn run(
     let app = App::new(
         router(store.clone(), tenants, gateway.clone(), max_paths),
         readiness(store, gateway),
-    );
+    )
+    .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
     let served = api::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served

@@ -12,6 +12,7 @@
 
 mod connections;
 mod guard;
+pub(crate) mod operations;
 
 use std::future::Future;
 use std::io;
@@ -22,9 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,9 +34,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use crate::Secret;
 use crate::metrics::{self, Collect};
 use crate::trace;
-use crate::{Problem, Secret};
 use connections::{Connections, Slot};
 use guard::MAX_HEADERS;
 pub use guard::echo;
@@ -166,6 +165,9 @@ pub struct App {
     pub router: Router,
     pub readiness: ReadinessCheck,
     pub collect: Option<Collect>,
+    /// The role's OpenAPI document, served at `/openapi.json` with the
+    /// operations every role shares.
+    pub openapi: Option<utoipa::openapi::OpenApi>,
 }
 
 impl App {
@@ -174,6 +176,14 @@ impl App {
             router,
             readiness,
             collect: None,
+            openapi: None,
+        }
+    }
+
+    pub fn with_openapi(self, document: utoipa::openapi::OpenApi) -> Self {
+        App {
+            openapi: Some(document),
+            ..self
         }
     }
 
@@ -215,12 +225,16 @@ pub async fn serve(
         router,
         readiness,
         collect,
+        openapi,
     } = app.into();
-    let router = with_health(router, &shutdown, readiness)
-        .route(
-            "/metrics",
-            get(move |headers| scrape(headers, scrape_token.clone(), collect.clone())),
-        )
+    let operations = operations::Operations {
+        shutdown: shutdown.clone(),
+        readiness,
+        scrape_token,
+        collect,
+    };
+    let router = router
+        .merge(operations::routes(operations, openapi))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
@@ -306,88 +320,6 @@ fn request_span(request: &Request) -> tracing::Span {
         trace_id = %trace::of_request(headers).trace_id(),
     )
 }
-
-/// `/health` (the original's: 503 while draining), `/healthz` (alive: 200
-/// while the process serves) and `/readyz` (503 while draining or while a
-/// store or upstream does not answer, naming it). None needs a tenant's key.
-fn with_health(router: Router, shutdown: &Shutdown, readiness: ReadinessCheck) -> Router {
-    let health = shutdown.clone();
-    let ready = shutdown.clone();
-    router
-        .route(
-            "/health",
-            get(move || async move {
-                if health.is_draining() {
-                    (StatusCode::SERVICE_UNAVAILABLE, "draining")
-                } else {
-                    (StatusCode::OK, "ok")
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { (StatusCode::OK, "alive") }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                let readiness = readiness.clone();
-                async move {
-                    if ready.is_draining() {
-                        return Problem::unavailable("draining: this instance is stopping", 1)
-                            .into_response();
-                    }
-                    match tokio::time::timeout(READINESS_TIMEOUT, readiness()).await {
-                        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
-                        Ok(Err(what)) => {
-                            Problem::unavailable(format!("not ready: {what}"), 1).into_response()
-                        }
-                        Err(_) => Problem::unavailable(
-                            format!(
-                                "not ready: its checks did not answer within {} s",
-                                READINESS_TIMEOUT.as_secs()
-                            ),
-                            1,
-                        )
-                        .into_response(),
-                    }
-                }
-            }),
-        )
-}
-
-/// The process's metrics in Prometheus text, after the role has read in what
-/// it counts elsewhere; behind the scrape token when one is set.
-async fn scrape(headers: HeaderMap, token: Option<Secret>, collect: Option<Collect>) -> Response {
-    if let Some(token) = token
-        && !crate::bearer(&headers).is_some_and(|presented| token.matches(presented))
-    {
-        return Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "send the scrape token as `Authorization: Bearer TOKEN` (PROJECTOR_METRICS_TOKEN)",
-        )
-        .into_response();
-    }
-    if let Some(collect) = collect
-        && tokio::time::timeout(READINESS_TIMEOUT, collect())
-            .await
-            .is_err()
-    {
-        tracing::warn!(
-            "reading the store's counts for /metrics took over {} s; they are left as they were",
-            READINESS_TIMEOUT.as_secs()
-        );
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(),
-    )
-        .into_response()
-}
-
-/// Longest a readiness check may take before the answer is "not ready".
-const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn serve_connection(
     stream: TcpStream,
