@@ -5,6 +5,7 @@
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::Problem;
 
@@ -62,6 +63,24 @@ pub fn risk_profile() -> utoipa::openapi::Object {
         .build()
 }
 
+/// The document with the operator's path limit as the largest `paths` a
+/// request may ask for: it is generated with the default.
+pub fn with_max_paths(
+    mut document: utoipa::openapi::OpenApi,
+    max_paths: u32,
+) -> utoipa::openapi::OpenApi {
+    let parameters = document
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("ProjectionParameters"));
+    if let Some(RefOr::T(Schema::Object(parameters))) = parameters
+        && let Some(RefOr::T(Schema::Object(paths))) = parameters.properties.get_mut("paths")
+    {
+        paths.maximum = Some(utoipa::Number::UInt(max_paths as usize));
+    }
+    document
+}
+
 /// A role's document with the operations, schemas and credentials every role shares.
 pub fn document(mut role: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     role.merge(Shared::openapi());
@@ -74,4 +93,26 @@ pub fn document(mut role: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi 
     components.add_security_scheme(SERVICE_TOKEN, bearer());
     components.add_security_scheme(SCRAPE_TOKEN, bearer());
     role
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(crate::wire::ProjectionParameters)))]
+    struct Parameters;
+
+    fn paths_maximum(document: &utoipa::openapi::OpenApi) -> serde_json::Value {
+        let json = serde_json::to_value(document).unwrap();
+        json["components"]["schemas"]["ProjectionParameters"]["properties"]["paths"]["maximum"]
+            .clone()
+    }
+
+    #[test]
+    fn the_document_names_the_operators_path_limit() {
+        let generated = Parameters::openapi();
+        assert_eq!(paths_maximum(&generated), crate::DEFAULT_MAX_PATHS);
+        assert_eq!(paths_maximum(&with_max_paths(generated, 500_000)), 500_000);
+    }
 }

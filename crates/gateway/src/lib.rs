@@ -149,9 +149,13 @@ impl<S: JobStore> Gateway<S> {
             })
         });
         let depth = jobstore::gauges::queue_depth(self.store.clone());
+        let document = api::openapi::with_max_paths(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+            self.limits.max_paths,
+        );
         let app = App::new(self.router(), readiness)
             .with_collect(depth)
-            .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
+            .with_openapi(document);
         api::server::serve(listener, app, shutdown).await
     }
 }

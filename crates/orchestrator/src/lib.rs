@@ -51,7 +51,10 @@ pub async fn run(
         router(store.clone(), tenants, gateway.clone(), max_paths),
         readiness(store, gateway),
     )
-    .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
+    .with_openapi(api::openapi::with_max_paths(
+        <ApiDoc as utoipa::OpenApi>::openapi(),
+        max_paths,
+    ));
     let served = api::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served

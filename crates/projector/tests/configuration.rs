@@ -171,6 +171,21 @@ async fn the_path_limit_in_the_file_holds_at_the_gateway_and_the_orchestrator() 
             .contains("must be between 1 and 5000, got 5001"),
         "{problem}"
     );
+    for role in [&gateway, &orchestrator] {
+        let document: serde_json::Value = client()
+            .get(format!("{role}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            document["components"]["schemas"]["ProjectionParameters"]["properties"]["paths"]["maximum"],
+            5000,
+            "{role}'s document names the limit"
+        );
+    }
     assert_eq!(submit(&gateway, &asking(5000)).await.status(), 202);
     let job = finished(&gateway, "paths-5000", WAIT).await;
     assert_eq!(job["status"], "completed", "{job}");
