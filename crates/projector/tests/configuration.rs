@@ -172,14 +172,7 @@ async fn the_path_limit_in_the_file_holds_at_the_gateway_and_the_orchestrator() 
         "{problem}"
     );
     for role in [&gateway, &orchestrator] {
-        let document: serde_json::Value = client()
-            .get(format!("{role}/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let document = openapi_document(role).await;
         assert_eq!(
             document["components"]["schemas"]["ProjectionParameters"]["properties"]["paths"]["maximum"],
             5000,

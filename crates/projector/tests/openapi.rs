@@ -121,15 +121,7 @@ async fn every_answer_of_the_http_roles_matches_its_openapi_document() {
     let projector = up(directory.path(), &[]);
     for role in ["gateway", "data", "orchestrator"] {
         let base = projector.url(role);
-        let document: serde_json::Value = client()
-            .get(format!("{base}/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(document["openapi"], "3.1.0", "{role}");
+        assert_eq!(openapi_document(&base).await["openapi"], "3.1.0", "{role}");
         let checked = tokio::task::spawn_blocking({
             let (program, config) = (program.clone(), config.clone());
             move || conforms(&program, &config, &base)

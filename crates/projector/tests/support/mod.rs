@@ -258,6 +258,11 @@ pub async fn get_as(url: &str, api_key: &str) -> Value {
     json_of(client().get(url).header("x-api-key", api_key)).await
 }
 
+/// `GET base/openapi.json`, the role's OpenAPI document (open to anyone).
+pub async fn openapi_document(base: &str) -> Value {
+    json_of(client().get(format!("{base}/openapi.json"))).await
+}
+
 /// Sends `request` and reads the answer as JSON.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
