@@ -15,6 +15,55 @@ pub const TRACEPARENT: &str = "traceparent";
 /// handler sees it.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Longest request id a client may choose.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Marks a request whose client-chosen id was refused and replaced by a new one.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplacedRequestId;
+
+/// The characters a client's value may hold to be logged as it is: none can
+/// end a field or start another in a text log line.
+fn is_log_safe(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&byte)
+}
+
+/// A client's value (a job id, say) as a log field: as it is when it holds
+/// only safe characters, else quoted and escaped, so that it cannot forge a
+/// field or an event in a text log. `tracing::info!(job_id = %Quoted(&id))`.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.is_empty() && self.0.bytes().all(is_log_safe) {
+            formatter.write_str(self.0)
+        } else {
+            write!(formatter, "{:?}", self.0)
+        }
+    }
+}
+
+/// Keeps a client's `X-Request-Id` only if it is short and made of letters,
+/// digits and `-_.:/+=@`, which can forge no field of a log line; otherwise
+/// removes it (a new id is given in its place) and marks the request with
+/// [`ReplacedRequestId`].
+pub fn refuse_unsafe_request_id<B>(request: &mut axum::http::Request<B>) {
+    let safe = |id: &HeaderValue| {
+        let bytes = id.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_BYTES
+            && bytes.iter().copied().all(is_log_safe)
+    };
+    if request
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|id| !safe(id))
+    {
+        request.headers_mut().remove(REQUEST_ID);
+        request.extensions_mut().insert(ReplacedRequestId);
+    }
+}
+
 /// One hop of a trace: the trace's id and the id of the caller's span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
@@ -138,6 +187,46 @@ fn nonzero<T: PartialEq + From<u8>>(id: T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_could_forge_a_log_field_is_quoted() {
+        assert_eq!(Quoted("rails-7f3a").to_string(), "rails-7f3a");
+        assert_eq!(
+            Quoted("abc} ERROR fake: x").to_string(),
+            "\"abc} ERROR fake: x\""
+        );
+        assert_eq!(Quoted("a\nb").to_string(), "\"a\\nb\"");
+        assert_eq!(Quoted("").to_string(), "\"\"");
+    }
+
+    #[test]
+    fn a_request_id_that_could_forge_a_log_field_is_replaced() {
+        let with_id = |id: &[u8]| {
+            let mut request = axum::http::Request::new(());
+            request
+                .headers_mut()
+                .insert(REQUEST_ID, HeaderValue::from_bytes(id).unwrap());
+            refuse_unsafe_request_id(&mut request);
+            request
+        };
+        let kept = with_id(b"req-42_a.b:c/d+e=f@g");
+        assert_eq!(kept.headers()[REQUEST_ID], "req-42_a.b:c/d+e=f@g");
+        assert!(kept.extensions().get::<ReplacedRequestId>().is_none());
+        for unsafe_id in [
+            b"abc} ERROR fake: forged".as_slice(),
+            b"a b",
+            b"quote\"d",
+            "caf\u{e9}".as_bytes(),
+            &[b'x'; MAX_REQUEST_ID_BYTES + 1],
+        ] {
+            let replaced = with_id(unsafe_id);
+            assert!(replaced.headers().get(REQUEST_ID).is_none());
+            assert!(replaced.extensions().get::<ReplacedRequestId>().is_some());
+        }
+        let mut without = axum::http::Request::new(());
+        refuse_unsafe_request_id(&mut without);
+        assert!(without.extensions().get::<ReplacedRequestId>().is_none());
+    }
 
     #[test]
     fn a_valid_header_round_trips_and_a_child_keeps_the_trace() {

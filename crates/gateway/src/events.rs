@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use api::Owner;
+use api::server::StreamPermit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -36,6 +37,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
         (status = 200, description = "Events `status`, `progress` and a final `completed`, `failed` or `cancelled`, each carrying the job", body = api::wire::JobStatus, content_type = "text/event-stream"),
         (status = 204, description = "The client has seen the job's end"),
         (status = 404, description = "No such job for this key", body = api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This key, or the gateway, has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The job store is unreachable", body = api::Problem, content_type = "application/problem+json"),
         api::openapi::TenantRefusals,
     ),
@@ -50,6 +52,10 @@ pub async fn job_events<S: JobStore>(
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .map(Seen::from_event_id);
+    let permit = match gateway.streams.open(&owner) {
+        Ok(permit) => permit,
+        Err(problem) => return problem.into_response(),
+    };
     let (follow, job) = match Follow::start(gateway, owner, job_id.clone()).await {
         Ok(Some(followed)) => followed,
         Ok(None) => return not_found(&job_id),
@@ -61,6 +67,7 @@ pub async fn job_events<S: JobStore>(
         return StatusCode::NO_CONTENT.into_response();
     }
     let stream = Stream {
+        _permit: permit,
         follow,
         seen,
         sent: resumed_here.then_some((job.status, job.attempts)),
@@ -74,6 +81,8 @@ pub async fn job_events<S: JobStore>(
 }
 
 struct Stream<S> {
+    /// The stream's place in the budget, freed when the client goes.
+    _permit: StreamPermit,
     follow: Follow<S>,
     /// The state of the last event sent, or of the job when the stream began.
     seen: Seen,

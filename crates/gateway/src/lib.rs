@@ -28,7 +28,7 @@ pub struct ApiDoc;
 use std::sync::Arc;
 
 use api::Tenants;
-use api::server::{App, HttpListener, ReadinessCheck, Shutdown};
+use api::server::{App, HttpListener, Limits, ReadinessCheck, Shutdown, StreamBudget};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -62,6 +62,8 @@ pub struct Gateway<S> {
     tenants: Tenants,
     submissions: Option<Arc<SubmissionLimiter>>,
     limits: JobLimits,
+    /// Event streams and long-polls open at once, in all and per tenant.
+    streams: Arc<StreamBudget>,
     /// Fires when the gateway begins to drain: waits and event streams end.
     draining: CancellationToken,
 }
@@ -73,6 +75,7 @@ impl<S> Clone for Gateway<S> {
             tenants: self.tenants.clone(),
             submissions: self.submissions.clone(),
             limits: self.limits,
+            streams: self.streams.clone(),
             draining: self.draining.clone(),
         }
     }
@@ -93,6 +96,7 @@ impl<S: JobStore> Gateway<S> {
             tenants,
             submissions: None,
             limits: JobLimits::default(),
+            streams: StreamBudget::for_connections(Limits::default().max_connections),
             draining: CancellationToken::new(),
         }
     }
@@ -131,12 +135,15 @@ impl<S: JobStore> Gateway<S> {
     }
 
     /// Serves on `listener` until `shutdown` stops it; ready while the job
-    /// store answers.
+    /// store answers. Event streams and long-polls may hold half of the
+    /// listener's connections, a quarter of those one tenant's.
     pub async fn run(
         mut self,
         listener: impl Into<HttpListener>,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
+        let listener = listener.into();
+        self.streams = StreamBudget::for_connections(listener.limits.max_connections);
         self.draining = shutdown.draining_token();
         let store = self.store.clone();
         let readiness: ReadinessCheck = Arc::new(move || {

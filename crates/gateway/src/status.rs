@@ -1,6 +1,7 @@
 //! `GET /job_status/{job_id}`: the job as the store has it, now or, with
 //! `?wait=SECONDS`, as soon as it changes (a long-poll).
 
+use api::trace::Quoted;
 use std::time::Duration;
 
 use api::wire::{JobStatus, ProjectionResult};
@@ -40,6 +41,7 @@ pub struct StatusQuery {
         (status = 200, description = "The job", body = api::wire::JobStatus),
         (status = 400, description = "`wait` is not a whole number from 0 to 60", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A long-poll, and this key or the gateway has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
         api::openapi::TenantRefusals,
     ),
@@ -91,6 +93,10 @@ async fn long_poll<S: JobStore>(
     wait: Duration,
 ) -> Result<Option<Job>, Response> {
     let deadline = Instant::now() + wait;
+    let _permit = gateway
+        .streams
+        .open(&owner)
+        .map_err(IntoResponse::into_response)?;
     let started = Follow::start(gateway, owner, job_id.to_string()).await;
     let (mut follow, job) = match started {
         Ok(Some(followed)) => followed,
@@ -122,7 +128,7 @@ pub(crate) fn to_wire(job: &Job) -> JobStatus {
         match serde_json::from_str::<ProjectionResult>(json) {
             Ok(result) => Some(result),
             Err(error) => {
-                tracing::error!(job_id = %job.id, %error, "stored result is unreadable");
+                tracing::error!(job_id = %Quoted(&job.id), %error, "stored result is unreadable");
                 None
             }
         }

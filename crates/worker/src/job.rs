@@ -1,6 +1,7 @@
 //! One job on one actor: run it under its lease, with a heartbeat that renews
 //! the lease and reports progress, and store the outcome.
 
+use api::trace::Quoted;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -85,7 +86,8 @@ pub async fn run_under_lease<S: JobStore>(
         .as_deref()
         .and_then(TraceParent::parse)
         .unwrap_or_else(TraceParent::start);
-    let span = tracing::info_span!("job", job_id = %claim.job.id, trace_id = %trace.trace_id());
+    let span =
+        tracing::info_span!("job", job_id = %Quoted(&claim.job.id), trace_id = %trace.trace_id());
     attempt(node, claim, trace, abandon).instrument(span).await
 }
 
@@ -96,7 +98,7 @@ async fn attempt<S: JobStore>(
     abandon: CancellationToken,
 ) {
     let job_id = claim.job.id.clone();
-    tracing::info!(%job_id, attempt = claim.job.attempts, customer = %claim.job.customer_id, "job started");
+    tracing::info!(job_id = %Quoted(&job_id), attempt = claim.job.attempts, customer = %claim.job.customer_id, "job started");
     record_claim(&claim.job);
     let started = Instant::now();
     let control = Arc::new(JobControl {
@@ -131,13 +133,13 @@ async fn attempt<S: JobStore>(
     match stored {
         Ok(true) => {
             ended.count();
-            tracing::info!(%job_id, "job attempt recorded")
+            tracing::info!(job_id = %Quoted(&job_id), "job attempt recorded")
         }
         Ok(false) => {
-            tracing::warn!(%job_id, "lease lost before the outcome could be stored; another attempt owns the job, or it was cancelled")
+            tracing::warn!(job_id = %Quoted(&job_id), "lease lost before the outcome could be stored; another attempt owns the job, or it was cancelled")
         }
         Err(error) => {
-            tracing::error!(%job_id, %error, "job outcome could not be stored; the lease will expire and the job run again")
+            tracing::error!(job_id = %Quoted(&job_id), %error, "job outcome could not be stored; the lease will expire and the job run again")
         }
     }
 }
@@ -224,16 +226,20 @@ async fn store_outcome<S: JobStore>(
         let stored = match (&outcome, &result_json) {
             (Outcome::Completed(_), Some(json)) => node.store.complete(claim, json).await,
             (Outcome::Failed(failure), _) => {
-                tracing::warn!(job_id = %claim.job.id, ?failure, "job attempt failed");
+                tracing::warn!(job_id = %Quoted(&claim.job.id), ?failure, "job attempt failed");
                 node.store.fail(claim, failure.clone()).await
             }
             _ => node.store.release(claim).await,
         };
         match stored {
+            // A full disk passes too, once its operator frees space.
             Err(error)
-                if error.kind() == jobstore::ErrorKind::Unavailable && !abandon.is_cancelled() =>
+                if matches!(
+                    error.kind(),
+                    jobstore::ErrorKind::Unavailable | jobstore::ErrorKind::Full
+                ) && !abandon.is_cancelled() =>
             {
-                tracing::warn!(job_id = %claim.job.id, %error, "job store unreachable; keeping the outcome and retrying");
+                tracing::warn!(job_id = %Quoted(&claim.job.id), %error, "job store cannot take the outcome now; keeping it and retrying");
                 tokio::time::sleep(STORE_RETRY).await;
             }
             stored => return stored,
@@ -378,17 +384,17 @@ async fn reusable_result<S: JobStore>(
     let stored = match node.cache.result(digest).await {
         Ok(stored) => stored?,
         Err(error) => {
-            tracing::warn!(%job_id, %error, "cannot read the result cache; computing");
+            tracing::warn!(job_id = %Quoted(job_id), %error, "cannot read the result cache; computing");
             return None;
         }
     };
     match serde_json::from_str(&stored) {
         Ok(result) => {
-            tracing::info!(%job_id, "result reused: the same inputs were computed before");
+            tracing::info!(job_id = %Quoted(job_id), "result reused: the same inputs were computed before");
             Some(result)
         }
         Err(error) => {
-            tracing::warn!(%job_id, %error, "unreadable cached result; computing");
+            tracing::warn!(job_id = %Quoted(job_id), %error, "unreadable cached result; computing");
             None
         }
     }
@@ -478,7 +484,7 @@ async fn heartbeat_loop<S: JobStore>(
         tokio::select! {
             () = stop.cancelled() => return,
             () = watch.cancelled() => {
-                tracing::info!(job_id = %claim.job.id, "job cancelled; stopping the attempt");
+                tracing::info!(job_id = %Quoted(&claim.job.id), "job cancelled; stopping the attempt");
                 control.lease_lost.store(true, Ordering::Relaxed);
                 return;
             }
@@ -491,12 +497,12 @@ async fn heartbeat_loop<S: JobStore>(
         match node.store.heartbeat(&claim, progress, config.lease).await {
             Ok(true) => (recorded, renewed) = (progress, Instant::now()),
             Ok(false) => {
-                tracing::warn!(job_id = %claim.job.id, "lease lost; stopping the attempt");
+                tracing::warn!(job_id = %Quoted(&claim.job.id), "lease lost; stopping the attempt");
                 control.lease_lost.store(true, Ordering::Relaxed);
                 return;
             }
             Err(error) => {
-                tracing::error!(job_id = %claim.job.id, %error, "heartbeat failed; will retry")
+                tracing::error!(job_id = %Quoted(&claim.job.id), %error, "heartbeat failed; will retry")
             }
         }
     }

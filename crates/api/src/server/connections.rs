@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes, HttpBody};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +131,51 @@ impl Drop for Slot {
 pub(super) struct Busy {
     connection: Arc<Connection>,
     connections: Arc<Connections>,
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body that keeps its connection busy until it is sent
+    /// whole or dropped: an event stream is busy for as long as it streams,
+    /// so it is never taken for idle and evicted halfway.
+    pub(super) struct BusyBody {
+        #[pin]
+        body: Body,
+        busy: Option<Busy>,
+    }
+}
+
+impl BusyBody {
+    pub(super) fn new(body: Body, busy: Busy) -> Self {
+        BusyBody {
+            body,
+            busy: Some(busy),
+        }
+    }
+}
+
+impl HttpBody for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.body.poll_frame(cx));
+        if frame.is_none() {
+            this.busy.take();
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl Drop for Busy {

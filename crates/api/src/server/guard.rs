@@ -20,6 +20,12 @@ const MAX_URI_BYTES: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most headers answered; more gets 431.
 pub(super) const MAX_HEADERS: usize = 64;
+/// Most bytes a connection buffers while a request's head arrives: the
+/// longest target and headers answered above, with room for their framing.
+/// A longer head (an invented method of 400 KB, say) is refused by the
+/// listener (431) before it is read whole.
+pub(super) const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 /// Longest echo of a client's input in an error message.
 const MAX_ECHO_CHARS: usize = 200;
 /// Most bytes of a framework's plain-text error kept as the problem's detail.
@@ -41,20 +47,22 @@ pub(super) async fn guard(State(rules): State<Rules>, request: Request, next: Ne
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match read_whole(request, rules).await {
         Ok(request) => next.run(request).await,
-        Err(problem) => {
-            // What is left of the request is unread: the connection cannot
-            // carry another one, and the client must know not to reuse it.
-            let mut refused = problem.into_response();
-            refused
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return refused;
-        }
+        Err(problem) => return closing(problem),
     };
     if response.status().is_client_error() || response.status().is_server_error() {
         return as_problem(response, &method, &echo(&uri.to_string()), rules).await;
     }
     response
+}
+
+/// A refusal of a request whose rest is unread: the connection cannot carry
+/// another one, and the client must know not to reuse it.
+fn closing(problem: Problem) -> Response {
+    let mut refused = problem.into_response();
+    refused
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    refused
 }
 
 async fn read_whole(request: Request, rules: Rules) -> Result<Request, Problem> {
@@ -138,7 +146,8 @@ async fn as_problem(
     let detail = match status {
         StatusCode::NOT_FOUND => format!("no resource at {target}; check the path"),
         StatusCode::METHOD_NOT_ALLOWED => format!(
-            "{method} is not allowed on {target}; allowed: {}",
+            "{} is not allowed on {target}; allowed: {}",
+            echo_method(method),
             allow
                 .as_ref()
                 .and_then(|value| value.to_str().ok())
@@ -155,6 +164,13 @@ async fn as_problem(
         answer.headers_mut().insert(header::ALLOW, allow);
     }
     answer
+}
+
+/// A request's method as it may be quoted back: a method of HTTP's own, or
+/// the first characters of one a client made up.
+fn echo_method(method: &axum::http::Method) -> String {
+    const MAX_METHOD_ECHO_CHARS: usize = 32;
+    crate::problem::cut(method.to_string(), MAX_METHOD_ECHO_CHARS)
 }
 
 /// A client's input as it may be quoted back: at most `MAX_ECHO_CHARS`

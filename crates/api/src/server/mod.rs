@@ -13,6 +13,7 @@
 mod connections;
 mod guard;
 pub(crate) mod operations;
+mod streams;
 
 use std::future::Future;
 use std::io;
@@ -37,9 +38,10 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use crate::Secret;
 use crate::metrics::{self, Collect};
 use crate::trace;
-use connections::{Connections, Slot};
-use guard::MAX_HEADERS;
+use connections::{BusyBody, Connections, Slot};
 pub use guard::echo;
+use guard::{MAX_HEAD_BYTES, MAX_HEADERS};
+pub use streams::{StreamBudget, StreamPermit};
 
 /// The two steps of a role's shutdown, shared by everything in the process.
 #[derive(Debug, Clone, Default)]
@@ -309,16 +311,25 @@ pub async fn serve(
 /// trace (worked out only when the span is recorded).
 fn request_span(request: &Request) -> tracing::Span {
     let headers = request.headers();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = metrics::method_label(request.method()),
+        path = %trace::Quoted(request.uri().path()),
         request_id = %headers
             .get(trace::REQUEST_ID)
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default(),
         trace_id = %trace::of_request(headers).trace_id(),
-    )
+        request_id_replaced = tracing::field::Empty,
+    );
+    if request
+        .extensions()
+        .get::<trace::ReplacedRequestId>()
+        .is_some()
+    {
+        span.record("request_id_replaced", true);
+    }
+    span
 }
 
 async fn serve_connection(
@@ -331,21 +342,28 @@ async fn serve_connection(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
+    let peer = stream.peer_addr().ok();
     let evicted = slot.evicted();
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         let busy = slot.busy();
+        trace::refuse_unsafe_request_id(&mut request);
+        if let Some(peer) = peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         let answered = router.clone().oneshot(request.map(Body::new));
         async move {
             let response = answered.await;
-            drop(busy);
-            response
+            response.map(|response| response.map(|body| Body::new(BusyBody::new(body, busy))))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .max_headers(MAX_HEADERS * 2);
+        .max_headers(MAX_HEADERS * 2)
+        .max_buf_size(MAX_HEAD_BYTES);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let served = tokio::select! {

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod faults;
+pub mod pages;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -212,6 +213,23 @@ pub fn datasvc(data_dir: &Path, address: &str) -> Process {
         address,
     ];
     Process::start(&args, data_dir, "datasvc.log", "data service")
+}
+
+/// A gateway alone on a job store it migrates at `store` (a SQLite file),
+/// logging into `log_dir`, with no worker: jobs stay queued.
+pub fn lone_gateway(store: &Path, log_dir: &Path, extra: &[&str]) -> Process {
+    let url = format!("sqlite://{}", store.display());
+    let migrated = projector(&["migrate", "--store", "jobs", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let mut args = vec!["gateway", "--addr", "127.0.0.1:0", "--database-url", &url];
+    args.extend_from_slice(extra);
+    Process::start(&args, log_dir, "gateway.log", "gateway")
 }
 
 pub fn scratch_dir() -> tempfile::TempDir {
