@@ -65,7 +65,7 @@ const FETCHES_PER_CALL: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cache directory {path} cannot be opened or set aside: {detail}")]
+    #[error("cache directory {path} cannot be used: {detail}")]
     Open { path: PathBuf, detail: String },
     #[error("cache read or write failed: {0}")]
     Storage(String),
@@ -75,6 +75,21 @@ impl From<Status> for Error {
     fn from(status: Status) -> Self {
         Error::Storage(status.to_string())
     }
+}
+
+/// Refuses a directory this process cannot write (a read-only mount, say)
+/// for what it is, before a failed open would take it for a damaged cache.
+fn check_writable(directory: &Path) -> Result<(), Error> {
+    let refused = |error: std::io::Error| Error::Open {
+        path: directory.to_path_buf(),
+        detail: format!(
+            "it cannot be written ({error}); make it writable, or give this node another with --cache-dir"
+        ),
+    };
+    std::fs::create_dir_all(directory).map_err(refused)?;
+    let probe = directory.join(".write-probe");
+    std::fs::write(&probe, b"").map_err(refused)?;
+    std::fs::remove_file(&probe).map_err(refused)
 }
 
 /// Where an answer came from.
@@ -123,6 +138,7 @@ impl PortfolioCache {
 
     /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
     pub fn open_with(directory: &Path, lifetimes: Lifetimes) -> Result<Self, Error> {
+        check_writable(directory)?;
         let mark = match when_unlocked(|| layout::tidy(directory, now_millis())) {
             Ok((mark, 0)) => mark,
             Ok((mark, deleted)) => {
@@ -437,7 +453,10 @@ fn set_aside(directory: &Path) -> Result<PathBuf, Error> {
     let aside = PathBuf::from(aside);
     std::fs::rename(directory, &aside).map_err(|error| Error::Open {
         path: directory.to_path_buf(),
-        detail: format!("could not move it aside to {}: {error}", aside.display()),
+        detail: format!(
+            "it could not be opened, and moving it aside to {} failed: {error}",
+            aside.display()
+        ),
     })?;
     Ok(aside)
 }

@@ -18,6 +18,26 @@ const POSTGRES_DAMAGE_STATES: [&str; 2] = ["XX001", "XX002"];
 /// Problems `quick_check` reports at most.
 const QUICK_CHECK_LIMIT: u32 = 5;
 
+/// SQLite's result code for a full disk (SQLITE_FULL), the low byte of its
+/// extended codes too.
+const SQLITE_FULL: i64 = 13;
+/// PostgreSQL's SQLSTATE for a full disk (disk_full).
+const POSTGRES_DISK_FULL: &str = "53100";
+
+/// Whether `error` says the store's disk is full: writes fail until an
+/// operator frees space, and then succeed again.
+pub fn is_full(error: &sqlx::Error) -> bool {
+    let Some(database) = error.as_database_error() else {
+        return false;
+    };
+    database.code().is_some_and(|code| {
+        code == POSTGRES_DISK_FULL
+            || code
+                .parse::<i64>()
+                .is_ok_and(|code| code & 0xff == SQLITE_FULL)
+    })
+}
+
 /// Whether `error` says the store's data is damaged, rather than unreachable.
 pub fn is_damage(error: &sqlx::Error) -> bool {
     let Some(database) = error.as_database_error() else {

@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use backoff::FailureBackoff;
-pub use integrity::is_damage;
+pub use integrity::{is_damage, is_full};
 pub use schema::{SchemaPolicy, Store};
 use schema::{prepare_postgres, prepare_sqlite};
 
@@ -73,6 +73,10 @@ pub enum Error {
         found: String,
         expected: String,
     },
+    #[error(
+        "the database URL {location} has the parameter {parameter:?}, which is not supported; remove it (supported: sslmode, sslrootcert, sslcert, sslkey, host, hostaddr, port, dbname, user, password, application_name, options)"
+    )]
+    UnknownParameter { parameter: String, location: String },
     #[error("cannot bring the {store} at {location} up to date: {source}")]
     Migrate {
         store: &'static str,
@@ -124,10 +128,11 @@ impl Location {
             return Ok(Location::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            PgConnectOptions::from_str(url).map_err(|_| Error::UnsupportedUrl(redact(url)))?;
+            refuse_unknown_parameters(url)?;
+            PgConnectOptions::from_str(url).map_err(|_| Error::UnsupportedUrl(redact_url(url)))?;
             return Ok(Location::Postgres(url.to_string()));
         }
-        Err(Error::UnsupportedUrl(redact(url)))
+        Err(Error::UnsupportedUrl(redact_url(url)))
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -135,12 +140,53 @@ impl Location {
     }
 }
 
+/// The query parameters a PostgreSQL URL may carry. Any other is refused, as
+/// libpq refuses it, rather than ignored with its value logged (the driver's
+/// way, which would print a password given under a name it does not know).
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+fn refuse_unknown_parameters(url: &str) -> Result<(), Error> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let name = pair.split('=').next().unwrap_or_default();
+        if !POSTGRES_PARAMETERS.contains(&name) {
+            return Err(Error::UnknownParameter {
+                parameter: name.chars().take(64).collect(),
+                location: redact_url(url),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Shown in logs and errors: a PostgreSQL password never is.
 impl fmt::Display for Location {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(path) => write!(formatter, "sqlite://{}", path.display()),
-            Location::Postgres(url) => formatter.write_str(&redact(url)),
+            Location::Postgres(url) => formatter.write_str(&redact_url(url)),
         }
     }
 }
@@ -151,18 +197,68 @@ impl fmt::Debug for Location {
     }
 }
 
-/// The URL with any password replaced.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// A URL as it may be shown in a log, an error or `projector config`: the
+/// password of its authority and the value of every query parameter that
+/// names a credential (`password`, `sslpassword`, `token`, `api_key`, ...)
+/// replaced by `***`. The one redaction every role prints a URL through.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "***";
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // A password may hold a raw `/` or `#`: the credentials end at the last
+    // `@` before the query.
+    let before_query = rest.find('?').unwrap_or(rest.len());
+    let (credentials, rest) = match rest[..before_query].rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
     };
-    match rest.split_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, after_authority) = rest.split_at(authority_end);
+    let authority = match credentials.map(|credentials| credentials.split_once(':')) {
+        Some(Some((user, _))) => format!("{user}:{HIDDEN}@{host}"),
+        Some(None) => format!("{}@{host}", credentials.unwrap_or_default()),
+        None => host.to_string(),
+    };
+    let (before_fragment, fragment) = match after_authority.split_once('#') {
+        Some((before, _)) => (before, Some(HIDDEN)),
+        None => (after_authority, None),
+    };
+    let redacted_rest = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if names_a_credential(name) => format!("{name}={HIDDEN}"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
         }
-        _ => url.to_string(),
-    }
+        None => before_fragment.to_string(),
+    };
+    let fragment = fragment
+        .map(|hidden| format!("#{hidden}"))
+        .unwrap_or_default();
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{authority}{redacted_rest}{fragment}")
+}
+
+/// Whether a query parameter's name says its value is a credential.
+fn names_a_credential(name: &str) -> bool {
+    const WORDS: [&str; 7] = [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+    ];
+    let name = name.to_ascii_lowercase();
+    WORDS.iter().any(|word| name.contains(word))
 }
 
 /// The options every SQLite store opens with: created when missing, WAL, every
@@ -184,7 +280,7 @@ fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
 /// SQL functions parsed again each time) cost more than running them.
 async fn postgres_pool(url: &str, store: &Store, max_connections: u32) -> Result<PgPool, Error> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|_| Error::UnsupportedUrl(redact(url)))?
+        .map_err(|_| Error::UnsupportedUrl(redact_url(url)))?
         .application_name(&format!("projector {}", store.name))
         .options([
             ("search_path", store.postgres_schema),
@@ -202,7 +298,7 @@ async fn postgres_pool(url: &str, store: &Store, max_connections: u32) -> Result
         .await
         .map_err(|source| Error::Connect {
             store: store.name,
-            location: redact(url),
+            location: redact_url(url),
             source,
         })
 }
@@ -274,4 +370,52 @@ macro_rules! on_pool {
             $crate::Pool::Postgres($inner) => $body,
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn every_credential_in_a_url_is_redacted_and_the_rest_kept() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db:5432/jobs",
+                "postgres://app:***@db:5432/jobs",
+            ),
+            ("postgres://app@db/jobs", "postgres://app@db/jobs"),
+            (
+                "postgres://db/jobs?password=s3cret",
+                "postgres://db/jobs?password=***",
+            ),
+            (
+                "postgres://db/jobs?sslmode=require&sslpassword=s3cret&application_name=x",
+                "postgres://db/jobs?sslmode=require&sslpassword=***&application_name=x",
+            ),
+            (
+                "http://user:s3cret@gateway:8000",
+                "http://user:***@gateway:8000",
+            ),
+            (
+                "http://gateway:8000/api?token=s3cret",
+                "http://gateway:8000/api?token=***",
+            ),
+            (
+                "http://gateway:8000/api?API_KEY=s3cret",
+                "http://gateway:8000/api?API_KEY=***",
+            ),
+            (
+                "postgres://app:pa/ss#w@db/jobs",
+                "postgres://app:***@db/jobs",
+            ),
+            ("postgres://app:p@ss@db/jobs", "postgres://app:***@db/jobs"),
+            ("http://gateway:8000/#s3cret", "http://gateway:8000/#***"),
+            ("sqlite://data/jobs.sqlite", "sqlite://data/jobs.sqlite"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3cret"), "{url}");
+        }
+    }
 }

@@ -32,7 +32,7 @@ impl TestDatabase {
                 "no PostgreSQL server answers at {} ({error}); the PostgreSQL tests need one where \
                  this user may create databases: start the local server (`pg_ctlcluster 15 main start`), \
                  install one (`apt-get install postgresql`), or point PROJECTOR_TEST_DATABASE_URL at one",
-                crate::redact(&server_url)
+                crate::redact_url(&server_url)
             )
         });
         let suffix: u64 = rand::rng().random();

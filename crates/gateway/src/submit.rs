@@ -224,6 +224,13 @@ pub(crate) fn store_problem(error: jobstore::Error, attempt: Attempt) -> Problem
             "the job store is damaged; its operator must restore it from a backup",
         );
     }
+    if error.kind() == jobstore::ErrorKind::Full {
+        tracing::error!(%error, "the job store's disk is full: free space on it");
+        return Problem::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the job store's disk is full; nothing was recorded. Its operator must free space on that disk; retry once they have",
+        );
+    }
     tracing::error!(%error, ?attempt, "job store unavailable");
     let detail = match attempt {
         Attempt::Submit => "the job store is unavailable; nothing was recorded, retry shortly",

@@ -16,7 +16,7 @@ use crate::postgres::JOBS_CHANNEL;
 use crate::rows::{
     AdoptedKey, JobRow, adopt_keys, collided, inserted_outcomes, resolve_collisions,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, RolledBack};
 
 /// Largest number of writes in one statement.
 const MAX_GROUP: usize = 512;
@@ -94,9 +94,9 @@ async fn commit<B: Batch>(pool: PgPool, clock: Clock, mut receiver: mpsc::Receiv
             }
             Err(error) => {
                 tracing::error!(%error, count = group.len(), "job store writes could not be committed");
-                let reason = error.to_string();
+                let rolled_back = RolledBack::of(&error);
                 for (_, reply) in group.drain(..) {
-                    let _ = reply.send(Err(Error::Commit(reason.clone())));
+                    let _ = reply.send(Err(rolled_back.error()));
                 }
             }
         }

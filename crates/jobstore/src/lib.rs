@@ -71,6 +71,12 @@ pub enum Error {
     /// A group of writes was rolled back: nothing of it happened.
     #[error("job store could not commit the write, retry it: {0}")]
     Commit(String),
+    /// The store's disk is full: nothing of the write happened, and writes
+    /// fail until space is freed.
+    #[error(
+        "the job store's disk is full ({0}); nothing was written: free space on the disk that holds it"
+    )]
+    Full(String),
     #[error(transparent)]
     Schema(#[from] database::Error),
     /// `register_node` found the node id held by a live node.
@@ -93,6 +99,8 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::NodeIdLive { .. } => ErrorKind::Refused,
             Error::Unavailable(source) if database::is_damage(source) => ErrorKind::Damaged,
+            Error::Unavailable(source) if database::is_full(source) => ErrorKind::Full,
+            Error::Full(_) => ErrorKind::Full,
             Error::Unavailable(_) | Error::Commit(_) | Error::Closed => ErrorKind::Unavailable,
             Error::Schema(_) => ErrorKind::Misconfigured,
         }
@@ -111,9 +119,36 @@ pub enum ErrorKind {
     Misconfigured,
     /// The store's data is damaged: an operator must restore it; retrying cannot help.
     Damaged,
+    /// The store's disk is full: an operator must free space (507).
+    Full,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a group was rolled back: nothing of it happened.
+#[derive(Debug, Clone)]
+pub(crate) struct RolledBack {
+    reason: String,
+    disk_full: bool,
+}
+
+impl RolledBack {
+    pub(crate) fn of(error: &sqlx::Error) -> Self {
+        RolledBack {
+            reason: error.to_string(),
+            disk_full: database::is_full(error),
+        }
+    }
+
+    /// The error each write of the group is answered with.
+    pub(crate) fn error(&self) -> Error {
+        if self.disk_full {
+            Error::Full(self.reason.clone())
+        } else {
+            Error::Commit(self.reason.clone())
+        }
+    }
+}
 
 /// How a failed attempt ends.
 #[derive(Debug, Clone, PartialEq)]

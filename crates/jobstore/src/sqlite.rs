@@ -19,7 +19,7 @@ use crate::rows::{
     AdoptedKey, JobRow, PRUNE_STATEMENT_LIMIT, QUEUE_DEPTH, REAPED, adopt_keys, collided,
     failed_attempt, inserted_outcomes, node_id_live, resolve_collisions,
 };
-use crate::writer::{OpFuture, Queued, group_commit, operation};
+use crate::writer::{OpFuture, Queued, WriteFault, group_commit, operation};
 use crate::{ClaimRequest, Error, Failure, JobStore, Result};
 
 type SqliteQuery =
@@ -35,6 +35,8 @@ pub struct SqliteJobStore {
     /// The writer's own connection, durable at every commit.
     writer_pool: SqlitePool,
     writes: mpsc::Sender<Queued>,
+    /// The writer's last failure, until a group commits again.
+    fault: WriteFault,
     clock: Clock,
     jobs_signal: Arc<Notify>,
     changes: Changes,
@@ -49,11 +51,18 @@ impl SqliteJobStore {
             .connect_with((*readers.connect_options()).clone())
             .await?;
         let (writes, receiver) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(group_commit(writer_pool.clone(), clock.clone(), receiver));
+        let fault = WriteFault::default();
+        tokio::spawn(group_commit(
+            writer_pool.clone(),
+            clock.clone(),
+            fault.clone(),
+            receiver,
+        ));
         Ok(SqliteJobStore {
             pool: readers,
             writer_pool,
             writes,
+            fault,
             clock,
             jobs_signal: Arc::default(),
             changes: Changes::default(),
@@ -427,9 +436,27 @@ impl JobStore for SqliteJobStore {
         Ok(cancellation)
     }
 
+    /// Reads, and writes too when the last write failed: a store whose disk
+    /// is full is not ready, and is ready again once a write commits.
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        if self.fault.current().is_none() {
+            return Ok(());
+        }
+        // Rewriting the header's user version writes a page, as any write
+        // does, and changes nothing. The value is the file's own integer.
+        self.write(|connection, _| {
+            Box::pin(async move {
+                let (version,): (i64,) = sqlx::query_as("PRAGMA user_version")
+                    .fetch_one(&mut *connection)
+                    .await?;
+                sqlx::query(&format!("PRAGMA user_version = {version}"))
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth> {

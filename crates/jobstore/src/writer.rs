@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
@@ -10,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::job::{NewJob, Submitted};
 use crate::sqlite::insert_group;
-use crate::{Error, Result};
+use crate::{Error, Result, RolledBack};
 
 /// Largest number of writes committed in one transaction.
 const MAX_GROUP: usize = 512;
@@ -26,7 +27,7 @@ pub trait Pending: Send {
     /// Hands the output over: the group is committed.
     fn answer(self: Box<Self>);
     /// The group was rolled back: nothing of this write happened.
-    fn abort(self: Box<Self>, reason: &str);
+    fn abort(self: Box<Self>, rolled_back: &RolledBack);
 }
 
 struct Operation<T, F> {
@@ -68,8 +69,8 @@ where
         let _ = self.reply.send(outcome);
     }
 
-    fn abort(self: Box<Self>, reason: &str) {
-        let _ = self.reply.send(Err(Error::Commit(reason.to_string())));
+    fn abort(self: Box<Self>, rolled_back: &RolledBack) {
+        let _ = self.reply.send(Err(rolled_back.error()));
     }
 }
 
@@ -80,7 +81,33 @@ pub enum Queued {
     Write(Write),
 }
 
-pub async fn group_commit(pool: SqlitePool, clock: Clock, mut receiver: mpsc::Receiver<Queued>) {
+/// Whether the writer's last group failed, and why: readiness reports it
+/// until a group commits again.
+#[derive(Clone, Default)]
+pub struct WriteFault(Arc<Mutex<Option<RolledBack>>>);
+
+impl WriteFault {
+    pub fn current(&self) -> Option<RolledBack> {
+        self.lock().clone()
+    }
+
+    fn set(&self, fault: Option<RolledBack>) {
+        *self.lock() = fault;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<RolledBack>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub async fn group_commit(
+    pool: SqlitePool,
+    clock: Clock,
+    fault: WriteFault,
+    mut receiver: mpsc::Receiver<Queued>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
         let mut submissions = Vec::new();
@@ -94,6 +121,7 @@ pub async fn group_commit(pool: SqlitePool, clock: Clock, mut receiver: mpsc::Re
         let jobs: Vec<&NewJob> = submissions.iter().map(|(job, _)| job).collect();
         match commit_group(&pool, clock.now(), &jobs, &mut writes).await {
             Ok(outcomes) => {
+                fault.set(None);
                 for ((_, reply), outcome) in submissions.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
@@ -102,11 +130,14 @@ pub async fn group_commit(pool: SqlitePool, clock: Clock, mut receiver: mpsc::Re
             Err(error) => {
                 let count = submissions.len() + writes.len();
                 tracing::error!(%error, count, "job store writes could not be committed");
-                let reason = error.to_string();
+                let rolled_back = RolledBack::of(&error);
                 for (_, reply) in submissions {
-                    let _ = reply.send(Err(Error::Commit(reason.clone())));
+                    let _ = reply.send(Err(rolled_back.error()));
                 }
-                writes.into_iter().for_each(|write| write.abort(&reason));
+                writes
+                    .into_iter()
+                    .for_each(|write| write.abort(&rolled_back));
+                fault.set(Some(rolled_back));
             }
         }
     }
@@ -118,9 +149,26 @@ async fn commit_group(
     jobs: &[&NewJob],
     writes: &mut [Write],
 ) -> sqlx::Result<Vec<Result<Submitted>>> {
+    let mut connection = pool.acquire().await?;
+    let committed = commit_on(&mut connection, now, jobs, writes).await;
+    if committed.is_err() {
+        // A commit that failed (on a full disk, say) can leave the connection
+        // inside its transaction, refusing every later one: a new connection
+        // takes its place, so the writer recovers once the fault passes.
+        connection.close_on_drop();
+    }
+    committed
+}
+
+async fn commit_on(
+    connection: &mut SqliteConnection,
+    now: i64,
+    jobs: &[&NewJob],
+    writes: &mut [Write],
+) -> sqlx::Result<Vec<Result<Submitted>>> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that reads
     // first fails at once (SQLITE_BUSY_SNAPSHOT) if another process writes meanwhile.
-    let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut transaction = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
     let outcomes = if jobs.is_empty() {
         Vec::new()
     } else {

@@ -184,6 +184,7 @@ where
     for variable in &loaded.ignored {
         tracing::warn!(%variable, "not a setting, ignored: `projector config` lists every key");
     }
+    stores::private_files();
     api::server::raise_open_file_limit();
     // Before any role counts anything.
     api::metrics::handle();

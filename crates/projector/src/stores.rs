@@ -8,9 +8,45 @@ use cache::{Lifetimes, PortfolioCache};
 use database::{Location, SchemaPolicy};
 use jobstore::{AnyJobStore, StoreOptions};
 
+/// Creates `directory` (and its missing parents) readable by this user only.
+/// Files are private by the process's umask ([`private_files`]).
 pub fn create_dir(directory: &Path) -> Result<()> {
-    std::fs::create_dir_all(directory)
+    use std::os::unix::fs::DirBuilderExt;
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)
         .with_context(|| format!("cannot create the directory {}", directory.display()))
+}
+
+/// Creates the data directory as [`create_dir`] does, and warns when an
+/// existing one lets other users in: it holds customers' holdings and results.
+pub fn create_data_dir(directory: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    create_dir(directory)?;
+    let mode = std::fs::metadata(directory)
+        .with_context(|| format!("cannot read the directory {}", directory.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            directory = %directory.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "other users can open this data directory, which holds customers' holdings and results; make it private with `chmod 700`"
+        );
+    }
+    Ok(())
+}
+
+/// Every file this process creates (stores, their `-wal` and `-shm`, the
+/// cache) is readable and writable by this user only.
+pub fn private_files() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 pub const JOBS_FILE: &str = "jobs.sqlite";

@@ -8,10 +8,11 @@ use api::Secret;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::settings::Settings;
 use crate::signals::Signals;
-use crate::stores::create_dir;
+use crate::stores::{create_data_dir, create_dir};
 
 pub async fn up(settings: Settings) -> Result<()> {
     let signals = Signals::install()?;
+    create_data_dir(&settings.data_dir)?;
     let mut api_keys = settings.api_keys();
     // A key is a secret: it is shown only on the start that generated it.
     let shown_key = if api_keys.is_empty() {

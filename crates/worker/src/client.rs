@@ -183,7 +183,7 @@ impl DataClient {
             }
             if status == reqwest::StatusCode::UNAUTHORIZED {
                 return Err(FetchError::Unauthorized {
-                    url: self.config.base_url.clone(),
+                    url: database::redact_url(&self.config.base_url),
                 });
             }
             if status.is_server_error() {
@@ -209,7 +209,7 @@ impl DataClient {
             });
         }
         Err(FetchError::Unavailable {
-            url: self.config.base_url.clone(),
+            url: database::redact_url(&self.config.base_url),
             attempts: self.config.attempts,
             detail: last_failure,
         })
@@ -219,14 +219,15 @@ impl DataClient {
     /// server error), for the node's readiness; `Err` says what is wrong.
     pub async fn answers(&self) -> Result<(), String> {
         let url = format!("{}/health", self.config.base_url.trim_end_matches('/'));
+        let shown = database::redact_url(&url);
         match self.http.get(&url).timeout(HEALTH_TIMEOUT).send().await {
             Ok(response) if !response.status().is_server_error() => Ok(()),
             Ok(response) => Err(format!(
-                "the data service at {url} answers {}",
+                "the data service at {shown} answers {}",
                 response.status()
             )),
             Err(error) => Err(format!(
-                "the data service at {url} does not answer ({})",
+                "the data service at {shown} does not answer ({})",
                 describe(&error)
             )),
         }
@@ -265,7 +266,7 @@ impl DataClient {
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(FetchError::Unauthorized {
-                url: self.config.base_url.clone(),
+                url: database::redact_url(&self.config.base_url),
             });
         }
         if !status.is_success() {
@@ -365,6 +366,10 @@ fn guarded(http: reqwest::Client, config: &ClientConfig) -> Calls {
 /// The error and its causes on one line ("connection refused" lives in a cause).
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
+    // reqwest's text names the URL whole, credentials and all.
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), &database::redact_url(url.as_str()));
+    }
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         text.push_str(": ");

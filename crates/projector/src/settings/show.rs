@@ -48,9 +48,10 @@ impl Role {
             | "submission_burst"
             | "max_attempts" => &[Gateway, Up],
             "gateway_url" => &[Orchestrator],
-            "orchestrator_addr" | "orchestrator_connections" | "report_retention_days" => {
-                &[Orchestrator, Up]
-            }
+            "orchestrator_addr"
+            | "orchestrator_connections"
+            | "report_retention_days"
+            | "secure_cookies" => &[Orchestrator, Up],
             "datasvc_addr" | "datasvc_token" => &[Datasvc, Worker, Up],
             "datasvc_connections"
             | "customers"
@@ -115,6 +116,11 @@ fn rendered(key: &str, value: &Value) -> Option<String> {
     }
     if SECRETS.contains(&key) {
         return Some("\"(redacted)\"".to_string());
+    }
+    if key.ends_with("_url")
+        && let Some(url) = value.as_str()
+    {
+        return serde_json::to_string(&database::redact_url(url)).ok();
     }
     // JSON's scalars, strings and lists are TOML's too.
     Some(serde_json::to_string(value).unwrap_or_else(|_| "\"(unprintable)\"".to_string()))
