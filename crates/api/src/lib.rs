@@ -5,6 +5,7 @@
 
 mod codec;
 mod convert;
+mod guesses;
 pub mod metrics;
 pub mod openapi;
 mod problem;
@@ -18,7 +19,7 @@ mod validate;
 pub use codec::{DecodeError, Encoding, PROTOBUF, decode, encode, respond};
 pub use problem::Problem;
 pub use secret::{Secret, bearer};
-pub use tenants::{API_KEY_HEADER, Owner, Tenants};
+pub use tenants::{API_KEY_HEADER, Client, Owner, Tenants};
 pub use timestamp::rfc3339;
 pub use validate::{
     DEFAULT_MAX_PATHS, ValidationError, customer_id_rule, normalized, projection_params,

@@ -3,14 +3,16 @@
 //! deployment's tenant secret, so that the stored owners alone reveal nothing
 //! about the keys and cannot be checked against guesses without the secret.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
+use crate::guesses::Guesses;
 use crate::{Problem, Secret};
 
 /// The header every tenant sends its key in.
@@ -27,6 +29,8 @@ struct Keys {
     owners: Vec<String>,
     /// What earlier releases stored as the owner of each key (its plain SHA-256).
     legacy_owners: Vec<String>,
+    /// Failed checks, limited per client and per key prefix.
+    guesses: Guesses,
 }
 
 impl Tenants {
@@ -44,6 +48,7 @@ impl Tenants {
             keys: keys.to_vec(),
             owners,
             legacy_owners,
+            guesses: Guesses::default(),
         }))
     }
 
@@ -81,20 +86,40 @@ impl Tenants {
         mac.finalize().into_bytes().into()
     }
 
-    /// The owner of the request's `X-API-Key`, or the original's 401 answer.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, Problem> {
-        let presented = headers
-            .get(API_KEY_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(|key| self.owner_of(key));
-        match presented {
-            Some(owner) if self.is_accepted(&owner) => Ok(owner),
-            _ => Err(Problem::new(
+    /// The owner of the request's `X-API-Key`, or the original's 401 answer
+    /// (429 once `client` has guessed too often: [`Tenants::verify`]).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<String, Problem> {
+        let invalid = || {
+            Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "send a valid API key in the X-API-Key header",
             )
-            .with_error("Invalid API key")),
+            .with_error("Invalid API key")
+        };
+        let Some(key) = headers
+            .get(API_KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+        else {
+            return Err(invalid());
+        };
+        self.verify(key, client)?.ok_or_else(invalid)
+    }
+
+    /// The owner of `key` when it is accepted, `Ok(None)` when it is not;
+    /// 429 instead while `client`, or keys of its prefix, are past their
+    /// failed checks, whether or not the key is right.
+    pub fn verify(&self, key: &str, client: Option<IpAddr>) -> Result<Option<String>, Problem> {
+        self.0.guesses.admit(client, key)?;
+        let owner = self.owner_of(key);
+        if self.is_accepted(&owner) {
+            return Ok(Some(owner));
         }
+        self.0.guesses.failed(client, key)?;
+        Ok(None)
     }
 
     /// (what earlier releases stored, what is stored now) for every key, to
@@ -122,8 +147,28 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         Tenants::from_ref(state)
-            .authenticate(&parts.headers)
+            .authenticate(&parts.headers, client_of(parts))
             .map(Owner)
+    }
+}
+
+/// The address of the request's client, as the server recorded it.
+fn client_of(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// The request's client address, when the server recorded one: an extractor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_of(parts)))
     }
 }
 
@@ -159,8 +204,11 @@ mod tests {
         let keys = [Secret::new("key-a"), Secret::new("key-b")];
         let tenants = Tenants::new(Secret::new("secret-1"), &keys);
         let elsewhere = Tenants::new(Secret::new("secret-2"), &keys);
-        let owner_a = tenants.authenticate(&headers("key-a")).unwrap();
-        assert_ne!(owner_a, tenants.authenticate(&headers("key-b")).unwrap());
+        let owner_a = tenants.authenticate(&headers("key-a"), None).unwrap();
+        assert_ne!(
+            owner_a,
+            tenants.authenticate(&headers("key-b"), None).unwrap()
+        );
         assert_ne!(owner_a, elsewhere.owner_of("key-a"), "keyed by the secret");
         let plain_sha256 = hex(&Sha256::digest(b"key-a"));
         assert_ne!(owner_a, plain_sha256);
@@ -171,10 +219,10 @@ mod tests {
         assert_eq!(tenants.key_of(&owner_a).map(Secret::expose), Some("key-a"));
         assert_eq!(tenants.first_owner(), Some(owner_a.as_str()));
         assert!(tenants.key_of(&plain_sha256).is_none());
-        let refused = tenants.authenticate(&headers("key-c")).unwrap_err();
+        let refused = tenants.authenticate(&headers("key-c"), None).unwrap_err();
         assert_eq!(refused.status, 401);
         assert_eq!(refused.error, "Invalid API key");
-        assert!(tenants.authenticate(&HeaderMap::new()).is_err());
+        assert!(tenants.authenticate(&HeaderMap::new(), None).is_err());
         assert!(tenants.is_accepted(&owner_a));
         assert!(!tenants.is_accepted(&plain_sha256));
         assert_ne!(

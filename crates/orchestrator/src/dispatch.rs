@@ -107,7 +107,9 @@ impl GatewayClient {
             .json(&body)
             .send()
             .await
-            .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
+            .map_err(|error| {
+                CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
+            })?;
         if response.status().as_u16() == 202 {
             return Ok(job_id);
         }
@@ -123,7 +125,9 @@ impl GatewayClient {
             .header(api::API_KEY_HEADER, key.expose())
             .send()
             .await
-            .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
+            .map_err(|error| {
+                CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
+            })?;
         match response.status().as_u16() {
             200 | 404 | 409 => Ok(()),
             _ => Err(refusal(response, "the cancellation").await),
@@ -145,10 +149,9 @@ impl GatewayClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| CallError::Transient(format!("gateway unreachable: {error}")))?;
+        let response = request.send().await.map_err(|error| {
+            CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
+        })?;
         if response.status().as_u16() == 200 {
             return Ok(response);
         }
@@ -158,13 +161,17 @@ impl GatewayClient {
     /// Whether the gateway answers its liveness check now.
     pub async fn alive(&self) -> Result<(), String> {
         let url = format!("{}/healthz", self.base());
+        let shown = database::redact_url(&url);
         match self.http.get(&url).send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!(
-                "the gateway at {url} answered {}",
+                "the gateway at {shown} answered {}",
                 response.status()
             )),
-            Err(error) => Err(format!("the gateway at {url} does not answer ({error})")),
+            Err(error) => Err(format!(
+                "the gateway at {shown} does not answer ({})",
+                error.without_url()
+            )),
         }
     }
 
@@ -241,6 +248,9 @@ impl Dispatcher {
                     Ok(0) => {}
                     Ok(count) => tracing::info!(count, "pruned reports past their retention"),
                     Err(error) => tracing::error!(%error, "could not prune finished reports"),
+                }
+                if let Err(error) = self.store.prune_sessions().await {
+                    tracing::error!(%error, "could not prune expired page sessions");
                 }
             }
             tokio::select! {

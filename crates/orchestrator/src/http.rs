@@ -28,6 +28,14 @@ pub(crate) struct AppState {
     pub max_paths: u32,
     /// Signs the pages' session cookies.
     pub cookies: Key,
+    /// Whether those cookies are sent over HTTPS only.
+    pub secure_cookies: bool,
+}
+
+impl FromRef<AppState> for ReportStore {
+    fn from_ref(state: &AppState) -> ReportStore {
+        state.store.clone()
+    }
 }
 
 impl FromRef<AppState> for Tenants {
@@ -42,12 +50,12 @@ impl FromRef<AppState> for Key {
     }
 }
 
-/// The API and the pages, taking reports of at most `max_paths` paths.
+/// The API and the pages, taking reports of at most `config.max_paths` paths.
 pub fn router(
     store: ReportStore,
     tenants: Tenants,
     gateway: GatewayClient,
-    max_paths: u32,
+    config: &crate::DispatchConfig,
 ) -> Router {
     let cookies = Key::from(&tenants.derived_key("page sessions"));
     Router::new()
@@ -58,8 +66,9 @@ pub fn router(
             store,
             tenants,
             gateway,
-            max_paths,
+            max_paths: config.max_paths,
             cookies,
+            secure_cookies: config.secure_cookies,
         })
 }
 
@@ -141,6 +150,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    api::Client(client): api::Client,
     viewer: Result<Viewer, Response>,
 ) -> Response {
     let wants_page = headers
@@ -154,7 +164,7 @@ pub(crate) async fn show(
             Err(sign_in) => sign_in,
         };
     }
-    let owner = match state.tenants.authenticate(&headers) {
+    let owner = match state.tenants.authenticate(&headers, client) {
         Ok(owner) => owner,
         Err(problem) => return problem.into_response(),
     };

@@ -45,16 +45,12 @@ pub async fn run(
     };
     let gateway = GatewayClient::new(config.clone()).map_err(unbuilt)?;
     let max_paths = config.max_paths;
-    let dispatcher = Dispatcher::new(store.clone(), tenants.clone(), config).map_err(unbuilt)?;
+    let routes = router(store.clone(), tenants.clone(), gateway.clone(), &config);
+    let dispatcher = Dispatcher::new(store.clone(), tenants, config).map_err(unbuilt)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
-    let app = App::new(
-        router(store.clone(), tenants, gateway.clone(), max_paths),
-        readiness(store, gateway),
-    )
-    .with_openapi(api::openapi::with_max_paths(
-        <ApiDoc as utoipa::OpenApi>::openapi(),
-        max_paths,
-    ));
+    let app = App::new(routes, readiness(store, gateway)).with_openapi(
+        api::openapi::with_max_paths(<ApiDoc as utoipa::OpenApi>::openapi(), max_paths),
+    );
     let served = api::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served
@@ -105,6 +101,9 @@ pub struct DispatchConfig {
     pub retention: Duration,
     /// Paths a report may ask for; more is refused with 422.
     pub max_paths: u32,
+    /// Session cookies are sent over HTTPS only (`Secure`): on when people
+    /// reach the pages through TLS.
+    pub secure_cookies: bool,
 }
 
 /// How long finished reports are kept by default: thirty days.
@@ -119,6 +118,7 @@ impl DispatchConfig {
             max_backoff: Duration::from_secs(10),
             retention: DEFAULT_RETENTION,
             max_paths: api::DEFAULT_MAX_PATHS,
+            secure_cookies: false,
         }
     }
 }

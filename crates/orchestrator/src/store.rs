@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 
 use crate::Error;
 
+mod sessions;
+
 #[derive(Clone)]
 pub struct ReportStore {
     pool: Pool,

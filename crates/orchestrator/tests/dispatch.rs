@@ -40,8 +40,9 @@ async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
 
 /// The orchestrator's API and pages on `reports`, with the gateway at `gateway_url`.
 fn orchestrator_app(reports: &ReportStore, gateway_url: &str) -> axum::Router {
-    let gateway = GatewayClient::new(DispatchConfig::new(gateway_url)).unwrap();
-    router(reports.clone(), tenants(), gateway, api::DEFAULT_MAX_PATHS)
+    let config = DispatchConfig::new(gateway_url);
+    let gateway = GatewayClient::new(config.clone()).unwrap();
+    router(reports.clone(), tenants(), gateway, &config)
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {

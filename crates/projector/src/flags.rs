@@ -170,6 +170,10 @@ pub struct ReportFlags {
     /// Finished reports are deleted after this many days [default: 30].
     #[arg(long)]
     report_retention_days: Option<u64>,
+    /// Send the pages' session cookies over HTTPS only (`Secure`): set it
+    /// when people reach the pages through TLS.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Args, Serialize)]

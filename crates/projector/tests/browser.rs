@@ -195,22 +195,11 @@ async fn a_person_cancels_a_report_that_waits_behind_others() {
 
 /// The session cookie `up`'s orchestrator gives for `key`.
 async fn session_of(orchestrator: &str, key: &str) -> String {
-    let signed_in = no_redirects()
-        .post(format!("{orchestrator}/sign-in"))
-        .form(&[("key", key), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
+    support::pages::sign_in(orchestrator, key).await
 }
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    support::pages::no_redirects()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

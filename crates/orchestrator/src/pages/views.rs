@@ -80,7 +80,7 @@ pub fn layout(title: &str, signed_in: bool, head: Markup, body: Markup) -> Marku
     }
 }
 
-pub fn sign_in(next: &str, error: Option<&str>) -> Markup {
+pub fn sign_in(next: &str, token: &str, error: Option<&str>) -> Markup {
     layout(
         "Sign in",
         false,
@@ -89,6 +89,7 @@ pub fn sign_in(next: &str, error: Option<&str>) -> Markup {
             h1 { "Sign in" }
             form.card method="post" action="/sign-in" {
                 input type="hidden" name="next" value=(next);
+                input type="hidden" name="token" value=(token);
                 div.field.invalid[error.is_some()] {
                     label for="key" { "API key" }
                     input #key type="password" name="key" autocomplete="current-password" required autofocus;

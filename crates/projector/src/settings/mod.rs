@@ -54,6 +54,7 @@ pub struct Settings {
     pub orchestrator_connections: u32,
     pub gateway_url: Option<String>,
     pub report_retention_days: u64,
+    pub secure_cookies: bool,
 
     // The data service.
     pub datasvc_addr: SocketAddr,
@@ -136,6 +137,7 @@ impl Default for Settings {
             orchestrator_connections: 3,
             gateway_url: None,
             report_retention_days: orchestrator::DEFAULT_RETENTION.as_secs() / (24 * 3600),
+            secure_cookies: false,
             datasvc_addr: local(8080),
             datasvc_connections: 6,
             customers: datasvc::DEMO_CUSTOMERS,

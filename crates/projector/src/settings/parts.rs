@@ -119,6 +119,7 @@ impl Settings {
         DispatchConfig {
             retention: seconds(self.report_retention_days * 24 * 3600),
             max_paths: self.max_paths,
+            secure_cookies: self.secure_cookies,
             ..DispatchConfig::new(gateway_url)
         }
     }
