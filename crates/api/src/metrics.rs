@@ -24,6 +24,7 @@ pub const JOBS_FAILED: &str = "projector_jobs_failed_total";
 pub const JOBS_CANCELLED: &str = "projector_jobs_cancelled_total";
 pub const JOBS_RETRIED: &str = "projector_jobs_retried_total";
 pub const JOBS: &str = "projector_jobs";
+pub const OPEN_STREAMS: &str = "projector_open_streams";
 pub const COMMIT_TO_CLAIM: &str = "projector_job_commit_to_claim_seconds";
 pub const JOB_RUN: &str = "projector_job_run_seconds";
 pub const JOB_ATTEMPT: &str = "projector_job_attempt";
@@ -97,6 +98,12 @@ const CATALOGUE: &[(&str, Kind, Unit, &str)] = &[
         Kind::Gauge,
         Unit::Count,
         "Jobs in the job store by status, read at scrape time",
+    ),
+    (
+        OPEN_STREAMS,
+        Kind::Gauge,
+        Unit::Count,
+        "Event streams and long-polls open now, within their budget",
     ),
     (
         COMMIT_TO_CLAIM,

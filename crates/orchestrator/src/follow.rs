@@ -2,6 +2,12 @@
 //! per running report: its progress and its end are pushed to the orchestrator,
 //! which never polls a job. A stream that breaks (the gateway restarts or
 //! drains) is opened again by the dispatcher's next round, after a pause.
+//!
+//! However many reports run, at most [`STREAMS`] streams are open at once:
+//! a task waits for a slot, holds it for a [`TURN`], then gives it to the
+//! next in line (first come, first served) and follows again later. A job
+//! that ended meanwhile is seen at once when its stream opens, so no end is
+//! missed, and the gateway's connections stay free for everyone else.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +18,7 @@ use api::Secret;
 use api::wire::JobStatus;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{CallError, GatewayClient};
@@ -19,15 +26,31 @@ use crate::store::{ReportRow, ReportStore};
 
 /// Pause before a report whose stream broke is followed again.
 const FOLLOW_AGAIN_AFTER: Duration = Duration::from_secs(1);
+/// Event streams open at once, for every report together.
+const STREAMS: usize = 16;
+/// How long one report's stream may hold its slot.
+const TURN: Duration = Duration::from_secs(20);
 
-/// The reports followed now, by id.
-#[derive(Clone, Default)]
-pub struct Following(Arc<Mutex<HashSet<String>>>);
+/// The reports followed now, by id, and the slots their streams take turns in.
+#[derive(Clone)]
+pub struct Following {
+    followed: Arc<Mutex<HashSet<String>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Default for Following {
+    fn default() -> Self {
+        Following {
+            followed: Arc::default(),
+            slots: Arc::new(Semaphore::new(STREAMS)),
+        }
+    }
+}
 
 impl Following {
     fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
         // The set is valid whatever a panicking holder was doing.
-        self.0
+        self.followed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -63,7 +86,7 @@ impl Following {
                 let report_id = follower.report_id.clone();
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    () = follower.run() => {}
+                    () = follower.run(following.slots.clone()) => {}
                 }
                 following.lock().remove(&report_id);
             }
@@ -83,11 +106,20 @@ struct Follower {
 }
 
 impl Follower {
-    async fn run(mut self) {
-        match self.follow().await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(error) => {
+    /// Follows the job for one turn in a slot; the dispatcher's next round
+    /// follows it again unless it ended.
+    async fn run(mut self, slots: Arc<Semaphore>) {
+        let Ok(slot) = slots.acquire_owned().await else {
+            return;
+        };
+        let followed = tokio::time::timeout(TURN, self.follow()).await;
+        drop(slot);
+        match followed {
+            Ok(Ok(true)) => return,
+            // The turn is over: the next report in line takes the slot.
+            Err(_) => return,
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => {
                 tracing::error!(report = %self.report_id, %error, "cannot record the job's progress; will follow it again")
             }
         }

@@ -186,3 +186,46 @@ async fn event_streams_at_the_connection_cap_leave_room_for_health_and_other_ten
     let reopened = support::open_events(&gateway, KEY, "held", None).await;
     assert_eq!(reopened.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_orchestrator_follows_many_reports_on_a_few_streams() {
+    let data_dir = scratch_dir();
+    let cluster = support::up(data_dir.path(), &["--workers", "1"]);
+    let (gateway, orchestrator) = (cluster.url("gateway"), cluster.url("orchestrator"));
+    let reports = format!("{orchestrator}/reports");
+    let mut ids = Vec::new();
+    for seed in 0..45 {
+        let body = serde_json::json!({"customer_id": "C-000042", "time_horizon_years": 30, "risk_profile": "balanced", "paths": 20000, "seed": seed});
+        let created = support::post_as(&reports, KEY, &body).await;
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut most_open = 0.0_f64;
+    let mut pending = ids.clone();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} reports still running",
+            pending.len()
+        );
+        let metrics = support::scrape(&gateway, None).await;
+        let open = support::sample(&metrics, "projector_open_streams", &[]).unwrap_or(0.0);
+        most_open = most_open.max(open);
+        let mut still = Vec::new();
+        for id in pending {
+            let report = support::get_as(&format!("{reports}/{id}"), KEY).await;
+            match report["status"].as_str() {
+                Some("completed") => {}
+                Some("failed" | "cancelled") => panic!("{report}"),
+                _ => still.push(id),
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(most_open >= 1.0, "the reports were followed on streams");
+    assert!(
+        most_open <= 16.0,
+        "{most_open} streams were open for 45 reports"
+    );
+}

@@ -68,6 +68,7 @@ impl StreamBudget {
         }
         open.in_all += 1;
         *open.by_caller.entry(caller.to_string()).or_default() += 1;
+        metrics::gauge!(crate::metrics::OPEN_STREAMS).increment(1.0);
         Ok(StreamPermit {
             budget: self.clone(),
             caller: caller.to_string(),
@@ -93,6 +94,7 @@ impl Drop for StreamPermit {
     fn drop(&mut self) {
         let mut open = self.budget.lock();
         open.in_all = open.in_all.saturating_sub(1);
+        metrics::gauge!(crate::metrics::OPEN_STREAMS).decrement(1.0);
         if let Some(count) = open.by_caller.get_mut(&self.caller) {
             *count -= 1;
             if *count == 0 {
