@@ -32,6 +32,13 @@ pub(crate) struct AppState {
     pub secure_cookies: bool,
 }
 
+/// Which origins the pages' forms may come from.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Origins {
+    /// The public origin, behind a proxy; the request's own host always.
+    pub public: Option<String>,
+}
+
 impl FromRef<AppState> for ReportStore {
     fn from_ref(state: &AppState) -> ReportStore {
         state.store.clone()
@@ -61,7 +68,9 @@ pub fn router(
     Router::new()
         .route("/reports", get(list).post(create))
         .route("/reports/{id}", get(show))
-        .merge(crate::pages::routes())
+        .merge(crate::pages::routes(Origins {
+            public: config.public_origin.clone(),
+        }))
         .with_state(AppState {
             store,
             tenants,

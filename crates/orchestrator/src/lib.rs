@@ -104,6 +104,10 @@ pub struct DispatchConfig {
     /// Session cookies are sent over HTTPS only (`Secure`): on when people
     /// reach the pages through TLS.
     pub secure_cookies: bool,
+    /// The origin people's browsers reach the pages at (`https://host`),
+    /// when a proxy in front gives the orchestrator another host: forms
+    /// posted from it are this site's.
+    pub public_origin: Option<String>,
 }
 
 /// How long finished reports are kept by default: thirty days.
@@ -119,6 +123,7 @@ impl DispatchConfig {
             retention: DEFAULT_RETENTION,
             max_paths: api::DEFAULT_MAX_PATHS,
             secure_cookies: false,
+            public_origin: None,
         }
     }
 }

@@ -170,8 +170,12 @@ pub struct ReportFlags {
     /// Finished reports are deleted after this many days [default: 30].
     #[arg(long)]
     report_retention_days: Option<u64>,
-    /// Send the pages' session cookies over HTTPS only (`Secure`): set it
-    /// when people reach the pages through TLS.
+    /// The address people's browsers reach the pages at, when it is not
+    /// this listener's (behind a proxy): its origin is accepted on forms.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Send the pages' session cookies over HTTPS only (`Secure`)
+    /// [default: on when public_url is https].
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     secure_cookies: Option<bool>,
 }

@@ -125,12 +125,23 @@ async fn signing_out_ends_the_session_for_every_copy_of_its_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_session_cookie_is_secure_when_asked() {
+async fn behind_a_tls_proxy_the_cookie_is_secure_and_the_public_origin_posts() {
     let data_dir = scratch_dir();
-    let cluster = up(data_dir.path(), &["--secure-cookies"]);
+    let cluster = up(
+        data_dir.path(),
+        &["--public-url", "https://reports.example"],
+    );
     let orchestrator = cluster.url("orchestrator");
     let form = sign_in_form(&orchestrator, "/").await;
-    let signed_in = post_sign_in(&orchestrator, &form, KEY, "/").await;
+    let signed_in = no_redirects()
+        .post(format!("{orchestrator}/sign-in"))
+        .header("cookie", &form.cookie)
+        .header("origin", "https://reports.example")
+        .form(&[("key", KEY), ("next", "/"), ("token", &form.token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
     let set_cookie: Vec<&str> = signed_in
         .headers()
         .get_all("set-cookie")
@@ -141,6 +152,16 @@ async fn the_session_cookie_is_secure_when_asked() {
     assert_eq!(set_cookie.len(), 1);
     assert!(set_cookie[0].contains("Secure"), "{set_cookie:?}");
     assert!(set_cookie[0].contains("HttpOnly"), "{set_cookie:?}");
+    drop(cluster);
+
+    let plain = up(data_dir.path(), &[]);
+    let form = sign_in_form(&plain.url("orchestrator"), "/").await;
+    let signed_in = post_sign_in(&plain.url("orchestrator"), &form, KEY, "/").await;
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!cookie.contains("Secure"), "{cookie}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,7 +36,7 @@ const PAGE: u32 = 20;
 /// How soon a browser opens a report's events again when they end early.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(origins: crate::http::Origins) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/sign-in", get(sign_in_form).post(sign_in))
@@ -46,7 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/{id}/cancel", post(cancel))
         .route("/reports/{id}/result.json", get(result_json))
         .route("/reports/{id}/result.csv", get(result_csv))
-        .layer(axum::middleware::from_fn(same_origin))
+        .layer(axum::middleware::from_fn_with_state(origins, same_origin))
 }
 
 /// A page that says what went wrong and what to do.

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, OriginalUri, Request};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 
-use crate::http::AppState;
+use crate::http::{AppState, Origins};
 
 const COOKIE: &str = "projector_session";
 /// The sign-in form's own cookie, holding the token the form carries.
@@ -117,11 +117,11 @@ pub fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// Refuses a form posted to the pages from another site: the browser says so
-/// in `Sec-Fetch-Site`, or its `Origin` is not the host it posts to. Reads
-/// (GET, HEAD) pass.
-pub async fn same_origin(request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) || is_same_origin(request.headers())
-    {
+/// in `Sec-Fetch-Site`, or its `Origin` is neither the host it posts to nor
+/// the public origin. Reads (GET, HEAD) pass.
+pub async fn same_origin(State(origins): State<Origins>, request: Request, next: Next) -> Response {
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+    if reading || is_same_origin(request.headers(), origins.public.as_deref()) {
         return next.run(request).await;
     }
     super::message(
@@ -131,7 +131,7 @@ pub async fn same_origin(request: Request, next: Next) -> Response {
     )
 }
 
-fn is_same_origin(headers: &HeaderMap) -> bool {
+fn is_same_origin(headers: &HeaderMap, public: Option<&str>) -> bool {
     let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
     if let Some(site) = text("sec-fetch-site")
         && !matches!(site, "same-origin" | "none")
@@ -140,6 +140,7 @@ fn is_same_origin(headers: &HeaderMap) -> bool {
     }
     match (text(header::ORIGIN.as_str()), text(header::HOST.as_str())) {
         (None, _) => true,
+        (Some(origin), _) if Some(origin) == public => true,
         (Some(origin), Some(host)) => {
             let authority = origin
                 .strip_prefix("https://")
@@ -186,27 +187,34 @@ mod tests {
             }
             map
         };
-        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:3000")])));
-        assert!(is_same_origin(&headers(&[
+        let same = |pairs: &[(&'static str, &'static str)]| is_same_origin(&headers(pairs), None);
+        assert!(same(&[("host", "127.0.0.1:3000")]));
+        assert!(same(&[
             ("host", "127.0.0.1:3000"),
             ("origin", "http://127.0.0.1:3000"),
             ("sec-fetch-site", "same-origin"),
-        ])));
-        assert!(is_same_origin(&headers(&[
+        ]));
+        assert!(same(&[
             ("host", "reports.example"),
             ("origin", "https://reports.example"),
-        ])));
-        assert!(!is_same_origin(&headers(&[
+        ]));
+        assert!(!same(&[
             ("host", "127.0.0.1:3000"),
             ("origin", "http://evil.example"),
-        ])));
-        assert!(!is_same_origin(&headers(&[
-            ("host", "127.0.0.1:3000"),
-            ("origin", "null"),
-        ])));
-        assert!(!is_same_origin(&headers(&[
+        ]));
+        assert!(!same(&[("host", "127.0.0.1:3000"), ("origin", "null")]));
+        assert!(!same(&[
             ("host", "127.0.0.1:3000"),
             ("sec-fetch-site", "cross-site"),
-        ])));
+        ]));
+        let behind_a_proxy = headers(&[
+            ("host", "10.0.0.5:3000"),
+            ("origin", "https://reports.example"),
+        ]);
+        assert!(!is_same_origin(&behind_a_proxy, None));
+        assert!(is_same_origin(
+            &behind_a_proxy,
+            Some("https://reports.example")
+        ));
     }
 }

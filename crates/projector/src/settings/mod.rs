@@ -54,7 +54,8 @@ pub struct Settings {
     pub orchestrator_connections: u32,
     pub gateway_url: Option<String>,
     pub report_retention_days: u64,
-    pub secure_cookies: bool,
+    pub public_url: Option<String>,
+    pub secure_cookies: Option<bool>,
 
     // The data service.
     pub datasvc_addr: SocketAddr,
@@ -137,7 +138,8 @@ impl Default for Settings {
             orchestrator_connections: 3,
             gateway_url: None,
             report_retention_days: orchestrator::DEFAULT_RETENTION.as_secs() / (24 * 3600),
-            secure_cookies: false,
+            public_url: None,
+            secure_cookies: None,
             datasvc_addr: local(8080),
             datasvc_connections: 6,
             customers: datasvc::DEMO_CUSTOMERS,
@@ -343,6 +345,7 @@ impl Settings {
         let urls = [
             ("gateway_url", &self.gateway_url),
             ("datasvc_url", &self.datasvc_url),
+            ("public_url", &self.public_url),
         ];
         for (key, url) in urls {
             if url.as_deref().is_some_and(|url| !is_http_url(url)) {

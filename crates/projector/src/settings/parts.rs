@@ -119,7 +119,13 @@ impl Settings {
         DispatchConfig {
             retention: seconds(self.report_retention_days * 24 * 3600),
             max_paths: self.max_paths,
-            secure_cookies: self.secure_cookies,
+            public_origin: self.public_url.as_deref().map(origin_of),
+            // Behind TLS, cookies travel over HTTPS only, unless said otherwise.
+            secure_cookies: self.secure_cookies.unwrap_or_else(|| {
+                self.public_url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://"))
+            }),
             ..DispatchConfig::new(gateway_url)
         }
     }
@@ -206,9 +212,44 @@ impl Settings {
     }
 }
 
+/// The origin (scheme, host and port) of a URL, as a browser sends it in `Origin`.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_https_public_url_makes_cookies_secure_unless_said_otherwise() {
+        let behind_tls = Settings {
+            public_url: Some("https://reports.example:8443/base".into()),
+            ..Settings::default()
+        };
+        let config = behind_tls.dispatch("http://127.0.0.1:8000");
+        assert!(config.secure_cookies);
+        assert_eq!(
+            config.public_origin.as_deref(),
+            Some("https://reports.example:8443")
+        );
+        let said_otherwise = Settings {
+            secure_cookies: Some(false),
+            ..behind_tls
+        };
+        assert!(
+            !said_otherwise
+                .dispatch("http://127.0.0.1:8000")
+                .secure_cookies
+        );
+        assert!(
+            !Settings::default()
+                .dispatch("http://127.0.0.1:8000")
+                .secure_cookies
+        );
+    }
 
     /// The defaults are the role crates' own: a setting left alone changes nothing.
     #[test]

@@ -51,6 +51,7 @@ impl Role {
             "orchestrator_addr"
             | "orchestrator_connections"
             | "report_retention_days"
+            | "public_url"
             | "secure_cookies" => &[Orchestrator, Up],
             "datasvc_addr" | "datasvc_token" => &[Datasvc, Worker, Up],
             "datasvc_connections"
