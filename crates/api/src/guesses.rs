@@ -10,7 +10,6 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -104,17 +103,12 @@ fn subjects(client: Option<IpAddr>, key: &str) -> impl Iterator<Item = Subject> 
 }
 
 fn refusal(wait: Duration) -> Problem {
-    // Whole seconds, rounded up: retrying at the time given is admitted.
-    let retry_after = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX - 1) + 1;
-    let mut problem = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
+    Problem::too_many(wait, |seconds| {
         format!(
-            "too many wrong keys from this address, or for keys like this one; retry after {retry_after} s with the right key"
-        ),
-    )
-    .with_error("Too many attempts");
-    problem.retry_after = Some(retry_after);
-    problem
+            "too many wrong keys from this address, or for keys like this one; retry after {seconds} s with the right key"
+        )
+    })
+    .with_error("Too many attempts")
 }
 
 #[cfg(test)]

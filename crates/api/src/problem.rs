@@ -48,6 +48,15 @@ impl Problem {
         problem
     }
 
+    /// 429 with `Retry-After`: `detail` is given the whole seconds to wait
+    /// (`wait`, rounded up, so that retrying then is admitted).
+    pub fn too_many(wait: std::time::Duration, detail: impl FnOnce(u32) -> String) -> Self {
+        let retry_after = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX - 1) + 1;
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail(retry_after));
+        problem.retry_after = Some(retry_after);
+        problem
+    }
+
     /// A rule broken by one field: 422 naming the field and the rule.
     pub fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> Self {
         let field = cut(field.into(), MAX_FIELD_CHARS);

@@ -8,7 +8,7 @@
 //! a new epoch, one write; the old epoch's entries are unreachable at once
 //! and deleted at the next open, along with entries of earlier layouts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusty_leveldb::{DB, LdbIterator, Options, Status, WriteBatch};
 
@@ -116,6 +116,37 @@ pub fn tidy(directory: &Path, now_millis: i64) -> Result<(FeedMark, u32), Status
     }
     db.close()?;
     Ok((mark, deleted))
+}
+
+/// Refuses a directory this process cannot write (a read-only mount, say)
+/// for what it is, before a failed open would take it for a damaged cache.
+pub(crate) fn check_writable(directory: &Path) -> Result<(), crate::Error> {
+    let refused = |error: std::io::Error| crate::Error::Open {
+        path: directory.to_path_buf(),
+        detail: format!(
+            "it cannot be written ({error}); make it writable, or give this node another with --cache-dir"
+        ),
+    };
+    std::fs::create_dir_all(directory).map_err(refused)?;
+    let probe = directory.join(".write-probe");
+    std::fs::write(&probe, b"").map_err(refused)?;
+    std::fs::remove_file(&probe).map_err(refused)
+}
+
+/// Moves a damaged cache directory aside, named by when, so that an empty one
+/// can start in its place.
+pub(crate) fn set_aside(directory: &Path, now_millis: i64) -> Result<PathBuf, crate::Error> {
+    let mut aside = directory.as_os_str().to_owned();
+    aside.push(format!(".damaged-{}", now_millis));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(directory, &aside).map_err(|error| crate::Error::Open {
+        path: directory.to_path_buf(),
+        detail: format!(
+            "it could not be opened, and moving it aside to {} failed: {error}",
+            aside.display()
+        ),
+    })?;
+    Ok(aside)
 }
 
 #[cfg(test)]

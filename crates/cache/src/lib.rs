@@ -77,21 +77,6 @@ impl From<Status> for Error {
     }
 }
 
-/// Refuses a directory this process cannot write (a read-only mount, say)
-/// for what it is, before a failed open would take it for a damaged cache.
-fn check_writable(directory: &Path) -> Result<(), Error> {
-    let refused = |error: std::io::Error| Error::Open {
-        path: directory.to_path_buf(),
-        detail: format!(
-            "it cannot be written ({error}); make it writable, or give this node another with --cache-dir"
-        ),
-    };
-    std::fs::create_dir_all(directory).map_err(refused)?;
-    let probe = directory.join(".write-probe");
-    std::fs::write(&probe, b"").map_err(refused)?;
-    std::fs::remove_file(&probe).map_err(refused)
-}
-
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -138,7 +123,7 @@ impl PortfolioCache {
 
     /// Opens the cache in `directory`, moving a damaged one aside. Needs a tokio runtime.
     pub fn open_with(directory: &Path, lifetimes: Lifetimes) -> Result<Self, Error> {
-        check_writable(directory)?;
+        layout::check_writable(directory)?;
         let mark = match when_unlocked(|| layout::tidy(directory, now_millis())) {
             Ok((mark, 0)) => mark,
             Ok((mark, deleted)) => {
@@ -158,7 +143,7 @@ impl PortfolioCache {
             }
             Err(status) => {
                 let detail = status.to_string();
-                let aside = set_aside(directory)?;
+                let aside = layout::set_aside(directory, now_millis())?;
                 tracing::warn!(
                     directory = %directory.display(),
                     moved_to = %aside.display(),
@@ -445,20 +430,6 @@ fn when_unlocked<T>(open: impl Fn() -> Result<T, Status>) -> Result<T, Status> {
             outcome => return outcome,
         }
     }
-}
-
-fn set_aside(directory: &Path) -> Result<PathBuf, Error> {
-    let mut aside = directory.as_os_str().to_owned();
-    aside.push(format!(".damaged-{}", now_millis()));
-    let aside = PathBuf::from(aside);
-    std::fs::rename(directory, &aside).map_err(|error| Error::Open {
-        path: directory.to_path_buf(),
-        detail: format!(
-            "it could not be opened, and moving it aside to {} failed: {error}",
-            aside.display()
-        ),
-    })?;
-    Ok(aside)
 }
 
 fn now_millis() -> i64 {

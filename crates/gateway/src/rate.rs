@@ -5,7 +5,6 @@
 use std::num::NonZeroU32;
 
 use api::Problem;
-use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -39,16 +38,12 @@ impl SubmissionLimiter {
             return Ok(());
         };
         let wait = not_until.wait_time_from(self.clock.now());
-        // Whole seconds, rounded up: retrying at the time given succeeds.
-        let retry_after = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX - 1) + 1;
-        let mut problem = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        let problem = Problem::too_many(wait, |seconds| {
             format!(
-                "this API key submits faster than {} jobs a second (bursts of {}); retry after {retry_after} s",
+                "this API key submits faster than {} jobs a second (bursts of {}); retry after {seconds} s",
                 self.rate.per_second, self.rate.burst
-            ),
-        );
-        problem.retry_after = Some(retry_after);
+            )
+        });
         Err(problem)
     }
 }

@@ -133,6 +133,19 @@ mod tests {
     use crate::settings::Settings;
 
     #[test]
+    fn urls_are_shown_without_their_credentials() {
+        let shown = |key, url: &str| rendered(key, &Value::from(url)).unwrap();
+        assert_eq!(
+            shown("gateway_url", "http://relay:gateway-pass@gateway:8000"),
+            "\"http://relay:***@gateway:8000\""
+        );
+        assert_eq!(
+            shown("datasvc_url", "http://datasvc:8080/api?token=datasvc-pass"),
+            "\"http://datasvc:8080/api?token=***\""
+        );
+    }
+
+    #[test]
     fn every_key_has_a_reader() {
         for (key, _) in keys_and_values(&Settings::default()) {
             assert!(!Role::readers(&key).is_empty(), "{key} is read by no role");
