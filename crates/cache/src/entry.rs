@@ -1,8 +1,8 @@
 //! A cache entry: its expiry time, then what the data service answered: a
 //! portfolio in Protobuf, or that the customer is unknown.
 
-use api::wire::Portfolio;
 use prost::Message;
+use wire::Portfolio;
 
 use crate::layout::{expiring, split_expiring};
 

@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api::wire::{Change, Portfolio};
 use rusty_leveldb::{AsyncDB, Status, StatusCode, WriteBatch};
 use tokio::sync::Mutex;
+use wire::{Change, Portfolio};
 
 use crate::entry::Entry;
 pub use crate::layout::FeedMark;

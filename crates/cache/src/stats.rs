@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use api::metrics;
+use service::metrics;
 
 /// A count kept here, and added to a Prometheus counter when it has one.
 #[derive(Debug)]

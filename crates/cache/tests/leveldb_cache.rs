@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use api::wire::{Asset, Change, Portfolio};
 use cache::{FeedMark, Fetched, Lookup, PortfolioCache, Source};
+use wire::{Asset, Change, Portfolio};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

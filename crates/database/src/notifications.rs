@@ -10,10 +10,11 @@ use tokio::sync::oneshot;
 /// Wait before listening again after the notification connection failed.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
-/// Listens on `channels` until the task is aborted: calls `wake` with every
-/// notification, and with `None` after each (re)connect for whatever was
-/// committed while nobody listened. `listening` is answered once the first
-/// connection listens.
+/// Listens on `channels` until the task is aborted or the pool is closed: calls
+/// `wake` with every notification, and with `None` after each (re)connect for
+/// whatever was committed while nobody listened. `listening` is answered once
+/// the first connection listens. A closed pool is the process stopping, which
+/// ends the listener without a warning.
 pub async fn listen(
     pool: PgPool,
     channels: &'static [&'static str],
@@ -35,6 +36,7 @@ pub async fn listen(
                             Ok(Some(notification)) => wake(Some(&notification)),
                             // The connection was lost; the next receive connects again.
                             Ok(None) => wake(None),
+                            Err(_) if pool.is_closed() => return,
                             Err(error) => {
                                 tracing::warn!(%error, "{what} notifications interrupted; polling until they resume");
                                 break;
@@ -42,8 +44,10 @@ pub async fn listen(
                         }
                     }
                 }
+                Err(_) if pool.is_closed() => return,
                 Err(error) => tracing::warn!(%error, "cannot listen for {what} notifications"),
             },
+            Err(_) if pool.is_closed() => return,
             Err(error) => {
                 tracing::warn!(%error, "cannot connect to listen for {what} notifications")
             }

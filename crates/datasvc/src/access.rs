@@ -2,11 +2,11 @@
 //! token, and anonymous callers only where the operator opted in for legacy
 //! clients on a trusted network.
 
-use api::{Problem, Secret};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use service::{Problem, Secret};
 
 #[derive(Debug, Clone)]
 pub struct Access {
@@ -31,7 +31,7 @@ pub(crate) async fn require_credential(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let allowed = match (api::bearer(headers), &access.token) {
+    let allowed = match (service::bearer(headers), &access.token) {
         (Some(presented), Some(token)) => token.matches(presented),
         // Credentials of another kind, or a token this service has none of.
         _ if headers.contains_key(header::AUTHORIZATION) => false,

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api::wire::{Change, ChangeFeed};
 use database::{FailureBackoff, Pool, on_pool};
 use sqlx::PgPool;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::AbortHandle;
+use wire::{Change, ChangeFeed};
 
 /// Sent by the change triggers at commit.
 const CHANGES_CHANNEL: &str = "datasvc_changes";

@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use api::server::Shutdown;
-use api::{Encoding, Problem, respond};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use service::server::Shutdown;
+use service::{Problem, respond};
+use wire::Encoding;
 
 use crate::DataStore;
 use crate::access::{Access, require_credential};
@@ -51,10 +52,10 @@ pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Ro
     security(("service_token" = [])),
     params(("customer_id" = String, Path, description = "The customer's id, such as C-000042")),
     responses(
-        (status = 200, description = "The portfolio", body = api::wire::Portfolio),
+        (status = 200, description = "The portfolio", body = wire::Portfolio),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The portfolio store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::ServiceRefusals,
+        service::openapi::ServiceRefusals,
     ),
 )]
 pub(crate) async fn portfolio(
@@ -62,7 +63,7 @@ pub(crate) async fn portfolio(
     Path(customer_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    metrics::counter!(api::metrics::PORTFOLIO_REQUESTS).increment(1);
+    metrics::counter!(service::metrics::PORTFOLIO_REQUESTS).increment(1);
     let encoding = Encoding::of_accept(
         headers
             .get(header::ACCEPT)
@@ -113,10 +114,10 @@ const FEED_USAGE: &str = "send after=POSITION (0, or the position of the last ch
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "Most changes in one answer (1000 when absent)"),
     ),
     responses(
-        (status = 200, description = "The changes after `after`, in commit order", body = api::wire::ChangeFeed),
+        (status = 200, description = "The changes after `after`, in commit order", body = wire::ChangeFeed),
         (status = 400, description = "A parameter out of its range", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The change log is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::ServiceRefusals,
+        service::openapi::ServiceRefusals,
     ),
 )]
 pub(crate) async fn changes(

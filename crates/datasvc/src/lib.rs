@@ -42,8 +42,8 @@ pub struct ServiceConfig {
 pub async fn run(
     store: DataStore,
     config: ServiceConfig,
-    listener: impl Into<api::server::HttpListener>,
-    shutdown: api::server::Shutdown,
+    listener: impl Into<service::server::HttpListener>,
+    shutdown: service::server::Shutdown,
 ) -> std::io::Result<()> {
     let pruner = tokio::spawn(prune_while_serving(
         store.clone(),
@@ -51,7 +51,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let checked = store.clone();
-    let readiness: api::server::ReadinessCheck = std::sync::Arc::new(move || {
+    let readiness: service::server::ReadinessCheck = std::sync::Arc::new(move || {
         let checked = checked.clone();
         Box::pin(async move {
             checked
@@ -62,9 +62,9 @@ pub async fn run(
         })
     });
     let routes = http::routes(store, config.access, shutdown.clone());
-    let app = api::server::App::new(routes, readiness)
+    let app = service::server::App::new(routes, readiness)
         .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
-    let served = api::server::serve(listener, app, shutdown).await;
+    let served = service::server::serve(listener, app, shutdown).await;
     pruner.abort();
     served
 }
@@ -74,7 +74,7 @@ pub async fn run(
 async fn prune_while_serving(
     store: DataStore,
     retention: Duration,
-    shutdown: api::server::Shutdown,
+    shutdown: service::server::Shutdown,
 ) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {

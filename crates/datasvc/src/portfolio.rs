@@ -2,9 +2,9 @@
 //! holdings (the original service's JPA mapping issued one query per holding),
 //! with the change feed's position in the same snapshot.
 
-use api::wire::{Asset, Portfolio};
 use database::{Pool, on_pool};
 use sqlx::FromRow;
+use wire::{Asset, Portfolio};
 
 #[derive(FromRow)]
 struct PortfolioRow {

@@ -5,14 +5,14 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use api::Secret;
-use api::wire::{ChangeFeed, Portfolio};
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy};
 use datasvc::{Access, DataStore, router};
 use prost::Message;
+use service::Secret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
+use wire::{ChangeFeed, Portfolio};
 
 const TOKEN: &str = "feed-test-token";
 
@@ -95,7 +95,7 @@ async fn start(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let served = router(store.clone(), Access::token(Secret::new(TOKEN)));
     tokio::spawn(async move {
-        api::server::serve(listener, served, Default::default())
+        service::server::serve(listener, served, Default::default())
             .await
             .unwrap()
     });
@@ -119,7 +119,7 @@ impl Service {
         let response = self
             .client
             .get(format!("{}/api/changes?{query}", self.base))
-            .header("accept", api::PROTOBUF)
+            .header("accept", wire::PROTOBUF)
             .send()
             .await
             .unwrap();
@@ -324,7 +324,7 @@ async fn a_waiting_reader_is_answered_at_the_commit(service: Service) {
         tokio::spawn(async move {
             let response = client
                 .get(url)
-                .header("accept", api::PROTOBUF)
+                .header("accept", wire::PROTOBUF)
                 .send()
                 .await
                 .unwrap();

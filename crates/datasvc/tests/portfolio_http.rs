@@ -1,12 +1,12 @@
 //! The data service over real HTTP on loopback, on a real SQLite file and a
 //! real PostgreSQL database.
 
-use api::Secret;
-use api::wire::Portfolio;
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy, on_pool};
 use datasvc::{Access, DataStore, load_portfolio, router};
 use prost::Message;
+use service::Secret;
+use wire::Portfolio;
 
 /// Keeps a test's store alive: its directory or its database.
 type Place = Box<dyn std::any::Any>;
@@ -35,7 +35,7 @@ async fn serve(store: DataStore, access: Access) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        api::server::serve(listener, router(store, access), Default::default())
+        service::server::serve(listener, router(store, access), Default::default())
             .await
             .unwrap()
     });

@@ -3,11 +3,12 @@
 //! result is never stored. Cancelling a cancelled job answers the same again;
 //! a job that completed or failed answers 409.
 
-use api::{Encoding, Owner, Problem, respond};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Cancellation, JobStatus, JobStore};
+use service::{Owner, Problem, respond};
+use wire::Encoding;
 
 use crate::Gateway;
 use crate::status::{not_found, to_wire};
@@ -18,11 +19,11 @@ use crate::submit::{Attempt, store_problem};
     security(("tenant_key" = [])),
     params(("job_id" = String, Path, description = "The job's id")),
     responses(
-        (status = 200, description = "The job, cancelled", body = api::wire::JobStatus),
+        (status = 200, description = "The job, cancelled", body = wire::JobStatus),
         (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has already completed or failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub async fn cancel_job<S: JobStore>(
@@ -33,7 +34,7 @@ pub async fn cancel_job<S: JobStore>(
 ) -> Response {
     let job = match gateway.store.cancel(&owner, &job_id).await {
         Ok(Cancellation::Cancelled(job)) => {
-            metrics::counter!(api::metrics::JOBS_CANCELLED).increment(1);
+            metrics::counter!(service::metrics::JOBS_CANCELLED).increment(1);
             job
         }
         Ok(Cancellation::Finished(job)) if job.status == JobStatus::Cancelled => job,

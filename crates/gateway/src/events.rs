@@ -10,13 +10,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use api::Owner;
-use api::server::StreamPermit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Job, JobStatus, JobStore};
+use service::Owner;
+use service::server::StreamPermit;
 
 use crate::Gateway;
 use crate::follow::{Follow, Seen, Stopped};
@@ -34,12 +34,12 @@ const RECONNECT: Duration = Duration::from_secs(1);
         ("Last-Event-ID" = Option<String>, Header, description = "The last event seen: nothing seen is sent again"),
     ),
     responses(
-        (status = 200, description = "Events `status`, `progress` and a final `completed`, `failed` or `cancelled`, each carrying the job", body = api::wire::JobStatus, content_type = "text/event-stream"),
+        (status = 200, description = "Events `status`, `progress` and a final `completed`, `failed` or `cancelled`, each carrying the job", body = wire::JobStatus, content_type = "text/event-stream"),
         (status = 204, description = "The client has seen the job's end"),
-        (status = 404, description = "No such job for this key", body = api::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This key, or the gateway, has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The job store is unreachable", body = api::Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        (status = 404, description = "No such job for this key", body = service::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This key, or the gateway, has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = service::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The job store is unreachable", body = service::Problem, content_type = "application/problem+json"),
+        service::openapi::TenantRefusals,
     ),
 )]
 pub async fn job_events<S: JobStore>(

@@ -27,13 +27,13 @@ pub struct ApiDoc;
 
 use std::sync::Arc;
 
-use api::Tenants;
-use api::server::{App, HttpListener, Limits, ReadinessCheck, Shutdown, StreamBudget};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use jobstore::JobStore;
 use rate::SubmissionLimiter;
+use service::Tenants;
+use service::server::{App, HttpListener, Limits, ReadinessCheck, Shutdown, StreamBudget};
 use tokio_util::sync::CancellationToken;
 
 /// What one job may ask for and be given.
@@ -49,7 +49,7 @@ impl Default for JobLimits {
     fn default() -> Self {
         JobLimits {
             max_attempts: 3,
-            max_paths: api::DEFAULT_MAX_PATHS,
+            max_paths: wire::DEFAULT_MAX_PATHS,
         }
     }
 }
@@ -81,7 +81,7 @@ impl<S> Clone for Gateway<S> {
     }
 }
 
-/// For the [`api::Owner`] extractor.
+/// For the [`service::Owner`] extractor.
 impl<S> FromRef<Gateway<S>> for Tenants {
     fn from_ref(gateway: &Gateway<S>) -> Tenants {
         gateway.tenants.clone()
@@ -155,14 +155,21 @@ impl<S: JobStore> Gateway<S> {
                     .map_err(|error| format!("the job store does not answer ({error})"))
             })
         });
-        let depth = jobstore::gauges::queue_depth(self.store.clone());
-        let document = api::openapi::with_max_paths(
+        let counted = self.store.clone();
+        let depth = service::metrics::queue_depth(move || {
+            let store = counted.clone();
+            async move {
+                let depth = store.queue_depth().await?;
+                Ok::<_, jobstore::Error>((depth.queued, depth.processing))
+            }
+        });
+        let document = service::openapi::with_max_paths(
             <ApiDoc as utoipa::OpenApi>::openapi(),
             self.limits.max_paths,
         );
         let app = App::new(self.router(), readiness)
             .with_collect(depth)
             .with_openapi(document);
-        api::server::serve(listener, app, shutdown).await
+        service::server::serve(listener, app, shutdown).await
     }
 }

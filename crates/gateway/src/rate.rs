@@ -4,9 +4,9 @@
 
 use std::num::NonZeroU32;
 
-use api::Problem;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use service::Problem;
 
 /// How fast one tenant may submit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

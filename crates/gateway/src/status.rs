@@ -1,18 +1,19 @@
 //! `GET /job_status/{job_id}`: the job as the store has it, now or, with
 //! `?wait=SECONDS`, as soon as it changes (a long-poll).
 
-use api::trace::Quoted;
+use service::trace::Quoted;
 use std::time::Duration;
 
-use api::wire::{JobStatus, ProjectionResult};
-use api::{Encoding, Owner, Problem, respond};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Job, JobStore};
 use serde::Deserialize;
+use service::{Owner, Problem, respond};
 use tokio::time::Instant;
+use wire::Encoding;
+use wire::{JobStatus, ProjectionResult};
 
 use crate::Gateway;
 use crate::follow::{Follow, Seen, Stopped};
@@ -38,12 +39,12 @@ pub struct StatusQuery {
         ("wait" = Option<u64>, Query, minimum = 0, maximum = 60, description = "Seconds to wait for the job to change (a long-poll)"),
     ),
     responses(
-        (status = 200, description = "The job", body = api::wire::JobStatus),
+        (status = 200, description = "The job", body = wire::JobStatus),
         (status = 400, description = "`wait` is not a whole number from 0 to 60", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "A long-poll, and this key or the gateway has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub async fn job_status<S: JobStore>(
@@ -141,9 +142,9 @@ pub(crate) fn to_wire(job: &Job) -> JobStatus {
         job_id: job.id.clone(),
         status: job.status.as_str().to_string(),
         customer_id: job.customer_id.clone(),
-        created_at: api::rfc3339(job.created_at),
-        started_at: job.started_at.map(api::rfc3339),
-        finished_at: job.finished_at.map(api::rfc3339),
+        created_at: wire::rfc3339(job.created_at),
+        started_at: job.started_at.map(wire::rfc3339),
+        finished_at: job.finished_at.map(wire::rfc3339),
         attempts: job.attempts,
         progress: job.progress,
         duration_seconds,

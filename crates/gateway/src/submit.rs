@@ -1,14 +1,15 @@
 //! `POST /generate_projection`: validate, commit, answer 202. The job's length
 //! never matters here.
 
-use api::wire::{GenerateProjectionRequest, GenerateProjectionResponse, ProjectionParameters};
-use api::{DecodeError, Encoding, Owner, Problem, respond};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobstore::{Conflict, JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use service::{Owner, Problem, respond};
+use wire::{DecodeError, Encoding};
+use wire::{GenerateProjectionRequest, GenerateProjectionResponse, ProjectionParameters};
 
 use crate::Gateway;
 
@@ -37,7 +38,7 @@ const STORE_RETRY_AFTER_SECONDS: u32 = 2;
         (status = 422, description = "A field breaks a rule, or the id names a job with other parameters", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The key's submission rate is spent; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The job store is unreachable; nothing was recorded", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub async fn generate_projection<S: JobStore>(
@@ -65,7 +66,7 @@ async fn submit<S: JobStore>(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     let request: GenerateProjectionRequest =
-        api::decode(Encoding::of_content_type(content_type), bytes).map_err(decode_problem)?;
+        wire::decode(Encoding::of_content_type(content_type), bytes).map_err(decode_problem)?;
     let idempotency_key = header_text(headers, "x-idempotency-key", "X-Idempotency-Key")?;
     let requested = request.parameters.ok_or_else(|| {
         Problem::invalid(
@@ -75,7 +76,7 @@ async fn submit<S: JobStore>(
     })?;
     // Stored and compared with every default filled in: leaving a field out
     // and sending its default value are one request.
-    let parameters = api::normalized(&requested, gateway.limits.max_paths)?;
+    let parameters = wire::normalized(&requested, gateway.limits.max_paths)?;
     let job_id = match (request.job_id.as_str(), &idempotency_key) {
         ("", Some(key)) => key.clone(),
         ("", None) => uuid::Uuid::new_v4().to_string(),
@@ -96,7 +97,7 @@ async fn submit<S: JobStore>(
         customer_id: parameters.customer_id.clone(),
         max_attempts: gateway.limits.max_attempts,
         cost_ms: estimated_cost_ms(&parameters),
-        traceparent: Some(api::trace::of_request(headers).to_string()),
+        traceparent: Some(service::trace::of_request(headers).to_string()),
     };
     let submitted = gateway
         .store
@@ -119,7 +120,7 @@ async fn submit<S: JobStore>(
         response.headers_mut().insert(header::LOCATION, location);
     }
     if submitted.created {
-        metrics::counter!(api::metrics::JOBS_SUBMITTED).increment(1);
+        metrics::counter!(service::metrics::JOBS_SUBMITTED).increment(1);
     } else {
         response
             .headers_mut()

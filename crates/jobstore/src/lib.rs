@@ -12,7 +12,6 @@ mod any;
 mod changes;
 mod clock;
 mod cursor;
-pub mod gauges;
 mod groups;
 mod job;
 mod postgres;

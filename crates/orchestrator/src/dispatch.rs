@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use api::trace::{TRACEPARENT, TraceParent};
-use api::wire::{GenerateProjectionRequest, ProjectionParameters};
+use service::trace::{TRACEPARENT, TraceParent};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use wire::{GenerateProjectionRequest, ProjectionParameters};
 
-use api::{Secret, Tenants};
+use service::{Secret, Tenants};
 
 use crate::DispatchConfig;
 use crate::follow::Following;
@@ -71,12 +71,12 @@ impl GatewayClient {
     pub fn new(config: DispatchConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
-            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
+            .pool_idle_timeout(service::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
         let streams = reqwest::Client::builder()
             .connect_timeout(config.request_timeout)
             .read_timeout(STREAM_READ_TIMEOUT)
-            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
+            .pool_idle_timeout(service::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
         Ok(GatewayClient {
             http,
@@ -101,7 +101,7 @@ impl GatewayClient {
         let response = self
             .http
             .post(format!("{}/generate_projection", self.base()))
-            .header(api::API_KEY_HEADER, key.expose())
+            .header(service::API_KEY_HEADER, key.expose())
             .header("x-idempotency-key", &job_id)
             .header(TRACEPARENT, trace_of(report_id).to_string())
             .json(&body)
@@ -122,7 +122,7 @@ impl GatewayClient {
         let response = self
             .http
             .post(format!("{}/jobs/{job_id}/cancel", self.base()))
-            .header(api::API_KEY_HEADER, key.expose())
+            .header(service::API_KEY_HEADER, key.expose())
             .send()
             .await
             .map_err(|error| {
@@ -144,7 +144,7 @@ impl GatewayClient {
         let mut request = self
             .streams
             .get(format!("{}/jobs/{job_id}/events", self.base()))
-            .header(api::API_KEY_HEADER, key.expose())
+            .header(service::API_KEY_HEADER, key.expose())
             .header(reqwest::header::ACCEPT, "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -185,7 +185,7 @@ impl GatewayClient {
 async fn refusal(response: reqwest::Response, what: &str) -> CallError {
     let status = response.status();
     let detail = response.text().await.unwrap_or_default();
-    let detail = api::server::echo(&detail);
+    let detail = service::server::echo(&detail);
     if status.is_server_error() || status.as_u16() == 429 {
         CallError::Transient(format!("gateway answered {status}: {detail}"))
     } else {

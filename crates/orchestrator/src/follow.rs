@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::Instrument;
 
-use api::Secret;
-use api::wire::JobStatus;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use service::Secret;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use wire::JobStatus;
 
 use crate::dispatch::{CallError, GatewayClient};
 use crate::store::{ReportRow, ReportStore};

@@ -2,8 +2,6 @@
 //! whose `X-API-Key` asks: a tenant sees only its own reports. The pages for
 //! people (`pages`) share the state and answer `GET /reports/{id}` for a browser.
 
-use api::wire::{ProjectionParameters, ReportList};
-use api::{DecodeError, Encoding, Owner, Problem, Tenants, respond};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, State};
@@ -11,6 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::Key;
+use service::{Owner, Problem, Tenants, respond};
+use wire::{DecodeError, Encoding};
+use wire::{ProjectionParameters, ReportList};
 
 use crate::ReportStore;
 use crate::dispatch::GatewayClient;
@@ -103,10 +104,10 @@ fn unavailable(error: crate::Error) -> Response {
     security(("tenant_key" = [])),
     request_body(content = ProjectionParameters, content_type = "application/json"),
     responses(
-        (status = 202, description = "Kept; `Location` names the report", body = api::wire::Report),
+        (status = 202, description = "Kept; `Location` names the report", body = wire::Report),
         (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub(crate) async fn create(
@@ -119,7 +120,7 @@ pub(crate) async fn create(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     let parameters: ProjectionParameters =
-        match api::decode(Encoding::of_content_type(content_type), &bytes) {
+        match wire::decode(Encoding::of_content_type(content_type), &bytes) {
             Ok(parameters) => parameters,
             Err(error @ DecodeError::Malformed { .. }) => {
                 return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response();
@@ -128,7 +129,7 @@ pub(crate) async fn create(
                 return Problem::invalid(field, detail).into_response();
             }
         };
-    if let Err(error) = api::report_parameters(&parameters, state.max_paths) {
+    if let Err(error) = wire::report_parameters(&parameters, state.max_paths) {
         return Problem::from(error).into_response();
     }
     match state.store.create(&owner, &parameters).await {
@@ -149,24 +150,24 @@ pub(crate) async fn create(
     security(("tenant_key" = [])),
     params(("id" = String, Path, description = "The report's id")),
     responses(
-        (status = 200, description = "The report, with its result once done", body = api::wire::Report),
+        (status = 200, description = "The report, with its result once done", body = wire::Report),
         (status = 404, description = "No such report for this key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    api::Client(client): api::Client,
+    service::Client(client): service::Client,
     viewer: Result<Viewer, Response>,
 ) -> Response {
     let wants_page = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"))
-        && !headers.contains_key(api::API_KEY_HEADER);
+        && !headers.contains_key(service::API_KEY_HEADER);
     if wants_page {
         return match viewer {
             Ok(viewer) => crate::pages::report_page(&state, viewer, &id).await,
@@ -195,7 +196,7 @@ pub(crate) async fn show(
     responses(
         (status = 200, description = "Up to 100 reports", body = ReportList),
         (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
-        api::openapi::TenantRefusals,
+        service::openapi::TenantRefusals,
     ),
 )]
 pub(crate) async fn list(

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use api::Tenants;
-use api::server::{App, ReadinessCheck};
+use service::Tenants;
+use service::server::{App, ReadinessCheck};
 
 pub use dispatch::{Dispatcher, GatewayClient};
 pub use http::router;
@@ -37,8 +37,8 @@ pub async fn run(
     config: DispatchConfig,
     tenants: Tenants,
     store: ReportStore,
-    listener: impl Into<api::server::HttpListener>,
-    shutdown: api::server::Shutdown,
+    listener: impl Into<service::server::HttpListener>,
+    shutdown: service::server::Shutdown,
 ) -> std::io::Result<()> {
     let unbuilt = |error: reqwest::Error| {
         std::io::Error::other(format!("cannot build the gateway client: {error}"))
@@ -49,9 +49,9 @@ pub async fn run(
     let dispatcher = Dispatcher::new(store.clone(), tenants, config).map_err(unbuilt)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
     let app = App::new(routes, readiness(store, gateway)).with_openapi(
-        api::openapi::with_max_paths(<ApiDoc as utoipa::OpenApi>::openapi(), max_paths),
+        service::openapi::with_max_paths(<ApiDoc as utoipa::OpenApi>::openapi(), max_paths),
     );
-    let served = api::server::serve(listener, app, shutdown).await;
+    let served = service::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
     served
 }
@@ -121,7 +121,7 @@ impl DispatchConfig {
             request_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
             retention: DEFAULT_RETENTION,
-            max_paths: api::DEFAULT_MAX_PATHS,
+            max_paths: wire::DEFAULT_MAX_PATHS,
             secure_cookies: false,
             public_origin: None,
         }

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use api::wire::{ProjectionParameters, ProjectionResult, Report};
 use database::{Location, Pool, SchemaPolicy, on_pool};
 use sqlx::FromRow;
 use time::OffsetDateTime;
+use wire::{ProjectionParameters, ProjectionResult, Report};
 
 use crate::Error;
 
@@ -38,7 +38,7 @@ impl ReportRow {
             id: self.id.clone(),
             status: self.status.clone(),
             parameters: serde_json::from_str::<ProjectionParameters>(&self.parameters).ok(),
-            created_at: api::rfc3339(self.created_at),
+            created_at: wire::rfc3339(self.created_at),
             job_id: self.job_id.clone(),
             result: self
                 .result

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::{Secret, Tenants};
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy};
 use gateway::Gateway;
 use jobstore::{AnyJobStore, ClaimRequest, JobStore, StoreOptions};
 use orchestrator::{DispatchConfig, Dispatcher, GatewayClient, ReportStore, router};
 use serde_json::{Value, json};
+use service::{Secret, Tenants};
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "orchestrator-key";
@@ -27,7 +27,7 @@ fn tenants() -> Tenants {
 /// A client that sends `key` as its tenant's API key.
 fn client_of(key: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(api::API_KEY_HEADER, key.parse().unwrap());
+    headers.insert(service::API_KEY_HEADER, key.parse().unwrap());
     reqwest::Client::builder()
         .default_headers(headers)
         .build()

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use api::server::Shutdown;
-use api::{Secret, Tenants};
 use cache::PortfolioCache;
 use database::SchemaPolicy;
 use datasvc::DataStore;
 use jobstore::{AnyJobStore, JobStore};
 use orchestrator::ReportStore;
+use service::server::Shutdown;
+use service::{Secret, Tenants};
 use tokio::task::JoinSet;
 
 use crate::listen::{bind, url_of};

@@ -5,9 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use api::Secret;
-use api::wire::Report;
 use serde_json::json;
+use service::Secret;
+use wire::Report;
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::settings::Settings;
@@ -45,7 +45,7 @@ pub async fn demo() -> Result<()> {
 async fn request_reports(orchestrator: &str, api_key: &str) -> Result<()> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
-        api::API_KEY_HEADER,
+        service::API_KEY_HEADER,
         api_key
             .parse()
             .context("the generated API key is not a header value")?,

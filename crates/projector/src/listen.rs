@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use api::Secret;
-use api::server::{HttpListener, Limits};
+use service::Secret;
+use service::server::{HttpListener, Limits};
 use tokio::net::TcpListener;
 
 /// What every listener of a process allows its clients.

@@ -185,9 +185,9 @@ where
         tracing::warn!(%variable, "not a setting, ignored: `projector config` lists every key");
     }
     stores::private_files();
-    api::server::raise_open_file_limit();
+    service::server::raise_open_file_limit();
     // Before any role counts anything.
-    api::metrics::handle();
+    service::metrics::handle();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use api::server::Shutdown;
-use api::{Secret, Tenants};
 use database::{Location, Pool, SchemaPolicy};
 use datasvc::DataStore;
 use gateway::Gateway;
 use jobstore::JobStore;
 use orchestrator::ReportStore;
+use service::server::Shutdown;
+use service::{Secret, Tenants};
 use worker::{DataClient, Node, WorkerConfig};
 
 use crate::flags::StoreKind;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use api::Secret;
+use service::Secret;
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::settings::Settings;

@@ -4,7 +4,7 @@
 //! cancel one that waits. Each test leaves a screenshot in the test target
 //! directory (`screenshots/`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The workers' caches follow the data service's change log: real processes,
 //! real LevelDB directories, holdings changed by plain SQL on both backends.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! the database gone for ten seconds), with locality measured in data-service
 //! requests.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -145,8 +145,8 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
         "{requests} data-service requests for 100 customers on 3 nodes (round robin makes about 300)"
     );
 
-    // A node dies: its partitions move to the others, and only its customers
-    // are fetched again.
+    // A node dies: once the others see it gone, its partitions are theirs,
+    // and only its customers are fetched again.
     let live: Vec<String> = ["node-1", "node-2", "node-3"].map(String::from).to_vec();
     let dead_share: HashSet<u32> = worker::owned_partitions(&live, "node-3")
         .into_iter()
@@ -155,6 +155,9 @@ async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() 
         .filter(|&number| dead_share.contains(&jobstore::partition_of(&customer(number))))
         .count() as u64;
     cluster.kill_worker("node-3");
+    cluster
+        .until_node_forgotten("node-3", Duration::from_secs(2))
+        .await;
     let jobs: Vec<Value> = (1000..2000)
         .map(|index| trivial_job(&format!("job-{index}"), &customer(index % 100 + 1)))
         .collect();

@@ -2,7 +2,7 @@
 //! reach the running processes, `projector config` tells where each value came
 //! from, and a wrong key or value stops a role at start, naming it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,15 +1,15 @@
 //! The original clients' exchanges with the real binary, and every error case.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use api::wire::{
-    GenerateProjectionRequest, GenerateProjectionResponse, JobStatus, ProjectionParameters,
-};
 use prost::Message;
 use serde_json::{Value, json};
 use support::*;
+use wire::{
+    GenerateProjectionRequest, GenerateProjectionResponse, JobStatus, ProjectionParameters,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 

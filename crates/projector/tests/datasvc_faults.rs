@@ -2,7 +2,7 @@
 //! and stale-if-error, through a fault-injection proxy the test controls
 //! between `projector up`'s worker and a real `projector datasvc`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! prints, data files other local users could read, and log lines a client's
 //! values could forge.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

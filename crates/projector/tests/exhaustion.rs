@@ -2,7 +2,7 @@
 //! real binary: invented methods that would each become a metric series, and
 //! event streams that would hold every connection.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! idle connections past the open-file limit, headers and bodies sent halfway,
 //! and requests the framework would answer in plain text.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

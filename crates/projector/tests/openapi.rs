@@ -3,7 +3,7 @@
 //! gateway, data service and orchestrator: no answer may be a 5xx, and every
 //! answer must match its document (status, content type, headers, body).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! What an operator relies on: metrics that count what happened, the scrape
 //! token, and the shared layers every role answers through.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -205,4 +205,46 @@ async fn one_report_s_trace_runs_through_every_role_s_logs() {
     traced("node-1.log", "job started");
     traced("node-1.log", "job attempt recorded");
     traced("datasvc.log", "path=/api/customers/C-000043/portfolio");
+}
+
+/// A clean stop of `up` on PostgreSQL, after a job ran, logs nothing at warning
+/// or above: the notification listeners end with the pools they listen on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_on_postgres_logs_no_warning() {
+    let database = database::testing::TestDatabase::create().await;
+    let directory = scratch_dir();
+    let projector = up(
+        directory.path(),
+        &["--database-url", database.url(), "--log-format", "json"],
+    );
+    let gateway = projector.url("gateway");
+    assert_eq!(
+        submit(&gateway, &job_body("quiet-stop", "C-000011"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        finished(&gateway, "quiet-stop", WAIT).await["status"],
+        "completed"
+    );
+    let log = directory.path().join("up.log");
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    projector.stop();
+    let written = std::fs::read_to_string(&log).unwrap();
+    let loud: Vec<&str> = written[before..]
+        .lines()
+        .filter(|line| {
+            let level = serde_json::from_str::<serde_json::Value>(line)
+                .map(|entry| entry["level"].as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            level == "WARN" || level == "ERROR"
+        })
+        .collect();
+    assert!(loud.is_empty(), "the stop logged: {loud:#?}");
+    assert!(
+        written[before..].contains("\"level\""),
+        "the stop logged nothing at all, so the check saw nothing: {}",
+        &written[before..]
+    );
 }

@@ -2,7 +2,7 @@
 //! and the event stream (`GET /jobs/{id}/events`), on `up` (SQLite, in process)
 //! and across the gateways of a cluster (PostgreSQL notifications).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The cache, crashes and an unreliable data service, with real processes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

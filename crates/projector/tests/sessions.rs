@@ -2,7 +2,7 @@
 //! where a sign-in may lead, who may post its form, what signing out ends,
 //! and how fast keys can be guessed.
 
-mod support;
+use crate::support;
 
 use support::pages::{cookies_of, no_redirects, post_sign_in, sign_in, sign_in_form};
 use support::{KEY, OTHER_KEY, client, scratch_dir, up};

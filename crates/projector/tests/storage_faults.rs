@@ -2,7 +2,7 @@
 //! saying what to do, against the real binary: never taken for a new store,
 //! never a healthy start followed by an error on every write.
 
-mod support;
+use crate::support;
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;

@@ -9,14 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use api::Secret;
-use api::trace::{TRACEPARENT, TraceParent};
-use api::wire::{ChangeFeed, Portfolio};
 use prost::Message;
 use rand::Rng;
+use service::Secret;
+use service::trace::{TRACEPARENT, TraceParent};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_circuitbreaker::{CircuitBreakerConfig, CircuitBreakerError, CircuitState};
+use wire::{ChangeFeed, Portfolio};
 
 /// Portfolio requests through the bulkhead and the breaker.
 type Calls = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
@@ -99,7 +99,7 @@ impl DataClient {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .pool_idle_timeout(api::server::CLIENT_IDLE_TIMEOUT)
+            .pool_idle_timeout(service::server::CLIENT_IDLE_TIMEOUT)
             .build()?;
         let portfolio_calls = guarded(http.clone(), &config);
         Ok(DataClient {
@@ -121,10 +121,10 @@ impl DataClient {
             Err(CallError::Open) => "breaker_open",
             _ => "failed",
         };
-        metrics::histogram!(api::metrics::DATASVC_REQUEST_DURATION, "outcome" => outcome)
+        metrics::histogram!(service::metrics::DATASVC_REQUEST_DURATION, "outcome" => outcome)
             .record(sent.elapsed());
         if outcome != "answered" {
-            metrics::counter!(api::metrics::DATASVC_REQUEST_ERRORS).increment(1);
+            metrics::counter!(service::metrics::DATASVC_REQUEST_ERRORS).increment(1);
         }
         answered
     }
@@ -144,7 +144,7 @@ impl DataClient {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
-            let mut request = self.http.get(&url).header("accept", api::PROTOBUF);
+            let mut request = self.http.get(&url).header("accept", wire::PROTOBUF);
             if let Some(token) = &self.config.token {
                 request = request.bearer_auth(token.expose());
             }
@@ -249,7 +249,7 @@ impl DataClient {
         let mut request = self
             .http
             .get(&url)
-            .header("accept", api::PROTOBUF)
+            .header("accept", wire::PROTOBUF)
             .timeout(wait + self.config.request_timeout);
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token.expose());

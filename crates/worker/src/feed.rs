@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::wire::ChangeFeed;
 use cache::{FeedMark, PortfolioCache};
 use tokio_util::sync::CancellationToken;
+use wire::ChangeFeed;
 
 use crate::client::DataClient;
 

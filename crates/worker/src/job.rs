@@ -1,19 +1,19 @@
 //! One job on one actor: run it under its lease, with a heartbeat that renews
 //! the lease and reports progress, and store the outcome.
 
-use api::trace::Quoted;
+use service::trace::Quoted;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use api::trace::TraceParent;
-use api::wire::{Portfolio, ProjectionParameters};
 use engine::{Assumptions, ModelInputs, Observer, ProjectionResult, Shocks};
 use jobstore::{Claimed, Failure, JobStore};
+use service::trace::TraceParent;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use wire::{Portfolio, ProjectionParameters};
 
 use cache::{Fetched, Lookup, Source};
 
@@ -37,7 +37,7 @@ struct Completed {
 impl Completed {
     /// The job's result as the gateway serves it.
     fn to_json(&self) -> serde_json::Result<String> {
-        let mut answer = api::wire::ProjectionResult::from(&self.result);
+        let mut answer = wire::ProjectionResult::from(&self.result);
         answer.reused = self.reused;
         answer.portfolio_as_of = self.portfolio_as_of.clone();
         answer.portfolio_version = self.portfolio_version;
@@ -127,7 +127,7 @@ async fn attempt<S: JobStore>(
         outcome => outcome,
     };
     let ended = ending(&outcome, &claim);
-    metrics::histogram!(api::metrics::JOB_RUN, "outcome" => ended.label())
+    metrics::histogram!(service::metrics::JOB_RUN, "outcome" => ended.label())
         .record(started.elapsed());
     let stored = store_outcome(node, &claim, outcome, &control.abandon).await;
     match stored {
@@ -169,9 +169,9 @@ impl Ending {
     /// Counts an ending the job store recorded.
     fn count(self) {
         let name = match self {
-            Ending::Completed => api::metrics::JOBS_COMPLETED,
-            Ending::Failed => api::metrics::JOBS_FAILED,
-            Ending::Retried => api::metrics::JOBS_RETRIED,
+            Ending::Completed => service::metrics::JOBS_COMPLETED,
+            Ending::Failed => service::metrics::JOBS_FAILED,
+            Ending::Retried => service::metrics::JOBS_RETRIED,
             Ending::Abandoned => return,
         };
         metrics::counter!(name).increment(1);
@@ -194,13 +194,13 @@ fn ending(outcome: &Outcome, claim: &Claimed) -> Ending {
 /// A claim, which attempt it is, and for a first attempt how long the job
 /// waited from its submission.
 fn record_claim(job: &jobstore::Job) {
-    metrics::counter!(api::metrics::JOBS_CLAIMED).increment(1);
-    metrics::histogram!(api::metrics::JOB_ATTEMPT).record(f64::from(job.attempts));
+    metrics::counter!(service::metrics::JOBS_CLAIMED).increment(1);
+    metrics::histogram!(service::metrics::JOB_ATTEMPT).record(f64::from(job.attempts));
     if job.attempts == 1
         && let Some(started_at) = job.started_at
     {
         let waited_ms = started_at.saturating_sub(job.created_at).max(0);
-        metrics::histogram!(api::metrics::COMMIT_TO_CLAIM).record(waited_ms as f64 / 1000.0);
+        metrics::histogram!(service::metrics::COMMIT_TO_CLAIM).record(waited_ms as f64 / 1000.0);
     }
 }
 
@@ -257,7 +257,7 @@ async fn run<S: JobStore>(
         Ok(parameters) => parameters,
         Err(error) => return permanent(format!("the stored request is unreadable: {error}")),
     };
-    let params = match api::projection_params(&parameters, node.config.max_paths) {
+    let params = match wire::projection_params(&parameters, node.config.max_paths) {
         Ok(params) => params,
         Err(error) => return permanent(error.to_string()),
     };
@@ -351,9 +351,9 @@ async fn run<S: JobStore>(
 /// The projection's path-steps (paths times months), and how fast they ran.
 fn record_engine_speed(params: &engine::ProjectionParams, took: Duration) {
     let steps = u64::from(params.paths) * u64::from(params.time_horizon_years) * 12;
-    metrics::counter!(api::metrics::ENGINE_PATH_STEPS).increment(steps);
+    metrics::counter!(service::metrics::ENGINE_PATH_STEPS).increment(steps);
     if !took.is_zero() {
-        metrics::gauge!(api::metrics::ENGINE_PATH_STEPS_PER_SECOND)
+        metrics::gauge!(service::metrics::ENGINE_PATH_STEPS_PER_SECOND)
             .set(steps as f64 / took.as_secs_f64());
     }
 }

@@ -25,11 +25,11 @@ pub use placement::owned_partitions;
 pub async fn serve_operations<S: jobstore::JobStore>(
     store: Arc<S>,
     client: DataClient,
-    listener: impl Into<api::server::HttpListener>,
-    shutdown: api::server::Shutdown,
+    listener: impl Into<service::server::HttpListener>,
+    shutdown: service::server::Shutdown,
 ) -> std::io::Result<()> {
     let checked = store.clone();
-    let readiness: api::server::ReadinessCheck = Arc::new(move || {
+    let readiness: service::server::ReadinessCheck = Arc::new(move || {
         let (store, client) = (checked.clone(), client.clone());
         Box::pin(async move {
             store
@@ -39,9 +39,15 @@ pub async fn serve_operations<S: jobstore::JobStore>(
             client.answers().await
         })
     });
-    let app = api::server::App::new(axum::Router::new(), readiness)
-        .with_collect(jobstore::gauges::queue_depth(store));
-    api::server::serve(listener, app, shutdown).await
+    let depth = service::metrics::queue_depth(move || {
+        let store = store.clone();
+        async move {
+            let depth = store.queue_depth().await?;
+            Ok::<_, jobstore::Error>((depth.queued, depth.processing))
+        }
+    });
+    let app = service::server::App::new(axum::Router::new(), readiness).with_collect(depth);
+    service::server::serve(listener, app, shutdown).await
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +97,7 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_running_per_tenant: None,
-            max_paths: api::DEFAULT_MAX_PATHS,
+            max_paths: wire::DEFAULT_MAX_PATHS,
             catch_up_limit: Duration::from_secs(5),
             reclaim_node_id: false,
         }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use api::wire::Portfolio;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use wire::Portfolio;
 use worker::{ClientConfig, DataClient, FetchError};
 
 #[derive(Default)]
@@ -41,7 +41,7 @@ async fn start(upstream: Arc<Upstream>) -> String {
                     customer_id: "C-1".into(),
                     ..Default::default()
                 };
-                api::respond(StatusCode::OK, api::Encoding::Protobuf, &portfolio)
+                service::respond(StatusCode::OK, wire::Encoding::Protobuf, &portfolio)
             }
         }),
     );

@@ -2,8 +2,8 @@
 //! portfolio's value at each year end, drawn by the server as SVG. The two
 //! outer ranges are shaded; each percentile is a line of its own.
 
-use api::wire::Percentiles;
 use maud::{Markup, html};
+use wire::Percentiles;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 320.0;

@@ -12,7 +12,6 @@ mod views;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use api::wire::{ProjectionParameters, ProjectionResult};
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -22,6 +21,7 @@ use axum::routing::{get, post};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde::Deserialize;
+use wire::{ProjectionParameters, ProjectionResult};
 
 use crate::dispatch::job_id_of;
 use crate::follow::{is_final, record};
@@ -160,7 +160,7 @@ async fn create(
         Ok(parameters) => parameters,
         Err(error) => return invalid(&form, &error),
     };
-    if let Err(error) = api::report_parameters(&parameters, state.max_paths) {
+    if let Err(error) = wire::report_parameters(&parameters, state.max_paths) {
         let error = FieldError {
             field: error.field,
             message: error.rule,
@@ -231,7 +231,7 @@ async fn current_progress(state: &AppState, owner: &str, row: &ReportRow) -> f64
     let mut events = response.bytes_stream().eventsource();
     let first = tokio::time::timeout(Duration::from_secs(2), events.next()).await;
     match first {
-        Ok(Some(Ok(event))) => serde_json::from_str::<api::wire::JobStatus>(&event.data)
+        Ok(Some(Ok(event))) => serde_json::from_str::<wire::JobStatus>(&event.data)
             .map(|job| job.progress)
             .unwrap_or(0.0),
         _ => 0.0,

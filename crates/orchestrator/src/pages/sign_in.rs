@@ -56,7 +56,7 @@ struct SignIn {
 
 async fn sign_in(
     State(state): State<AppState>,
-    api::Client(client): api::Client,
+    service::Client(client): service::Client,
     jar: SignedCookieJar,
     Form(form): Form<SignIn>,
 ) -> Response {

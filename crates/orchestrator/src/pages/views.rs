@@ -1,8 +1,8 @@
 //! The pages' markup: server-rendered HTML that works without JavaScript, one
 //! small script on the report page for live progress, and a stylesheet inline.
 
-use api::wire::{ProjectionParameters, ProjectionResult};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use wire::{ProjectionParameters, ProjectionResult};
 
 use super::chart::fan_chart;
 use crate::store::{ListFilter, ReportRow};
@@ -150,7 +150,7 @@ pub fn list(reports: &[ReportRow], filter: &ListFilter, older: Option<String>) -
                                 td { a href=(format!("/reports/{}", report.id)) { (report.customer_id) } }
                                 td.hide-narrow { (parameters.risk_profile) }
                                 td { (parameters.time_horizon_years) " years" }
-                                td.hide-narrow { time datetime=(api::rfc3339(report.created_at)) { (iso_minutes(report.created_at)) } }
+                                td.hide-narrow { time datetime=(wire::rfc3339(report.created_at)) { (iso_minutes(report.created_at)) } }
                                 td { (duration(report)) }
                             }
                         }
@@ -291,7 +291,7 @@ pub fn report(row: &ReportRow, progress: f64) -> Markup {
             h1 { (title) " " span class=(format!("status {}", row.status)) #status { (row.status) } }
             p {
                 (parameters.time_horizon_years) " years, " (parameters.risk_profile) " profile. Requested "
-                time datetime=(api::rfc3339(row.created_at)) { (iso_minutes(row.created_at)) } "."
+                time datetime=(wire::rfc3339(row.created_at)) { (iso_minutes(row.created_at)) } "."
             }
             @if running {
                 div.card #live data-events=(format!("/reports/{}/events", row.id)) {
@@ -386,7 +386,7 @@ fn grouped(count: u64) -> String {
 
 /// `2026-12-02 14:05 UTC`.
 fn iso_minutes(millis: i64) -> String {
-    let iso = api::rfc3339(millis);
+    let iso = wire::rfc3339(millis);
     match (iso.get(..10), iso.get(11..16)) {
         (Some(day), Some(minute)) => format!("{day} {minute} UTC"),
         _ => iso,

@@ -18,7 +18,7 @@ use crate::roles::{migrated_database, start};
 use crate::{KEY, job, post, resident_kb};
 
 pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
-    api::server::raise_open_file_limit();
+    service::server::raise_open_file_limit();
     let (_database, url) = migrated_database(binary).await?;
     let gateway = |name| {
         start(

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use api::server::Limits;
-use api::{Secret, Tenants};
 use cache::Lifetimes;
 use database::{Location, SchemaPolicy};
 use datasvc::{Access, ServiceConfig};
 use gateway::{JobLimits, SubmissionRate};
 use orchestrator::DispatchConfig;
+use service::server::Limits;
+use service::{Secret, Tenants};
 use worker::{ClientConfig, WorkerConfig};
 
 use super::Settings;

@@ -57,7 +57,8 @@ fn ensure_installed() {
 /// A chromedriver process and a browser session on it; both end when dropped.
 pub struct Browser {
     pub client: Client,
-    driver: Driver,
+    /// Held for its drop, which ends chromedriver after the session.
+    _driver: Driver,
     shots: PathBuf,
 }
 
@@ -118,7 +119,7 @@ impl Browser {
         std::fs::create_dir_all(&shots).unwrap();
         Browser {
             client,
-            driver,
+            _driver: driver,
             shots,
         }
     }

@@ -4,6 +4,7 @@
 
 use std::process::Command;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use database::testing::TestDatabase;
 use sqlx::postgres::PgConnectOptions;
@@ -135,9 +136,7 @@ impl TestCluster {
     /// Waits until every live node has renewed its registration since the last
     /// one joined: from then on each knows the others, and owns only its share.
     pub async fn until_membership_settled(&self, nodes: usize) {
-        let pool = self.inspect().await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
+        self.until_database(|pool| async move {
             let (live, settled): (i64, bool) = sqlx::query_as(
                 "SELECT COUNT(*), COALESCE(MIN(heartbeat_at) > MAX(started_at), false)
                  FROM jobstore.nodes",
@@ -145,14 +144,44 @@ impl TestCluster {
             .fetch_one(&pool)
             .await
             .unwrap();
-            if live == nodes as i64 && settled {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{live} of {nodes} worker nodes registered, settled: {settled}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            (live != nodes as i64 || !settled)
+                .then(|| format!("{live} of {nodes} worker nodes registered, settled: {settled}"))
+        })
+        .await;
+    }
+
+    /// Waits until every other registered node has renewed its registration
+    /// after `node_id`'s last one went past the liveness window: from then on
+    /// none of them counts it, and its partitions have moved.
+    pub async fn until_node_forgotten(&self, node_id: &str, liveness: Duration) {
+        self.until_database(|pool| async move {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM jobstore.nodes
+                 WHERE id <> $1
+                   AND heartbeat_at <= (SELECT heartbeat_at FROM jobstore.nodes WHERE id = $1) + $2",
+            )
+            .bind(node_id)
+            .bind(liveness.as_millis() as i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (waiting > 0).then(|| format!("{waiting} nodes still count {node_id} as live"))
+        })
+        .await;
+    }
+
+    /// Polls the database until `pending` finds nothing left to wait for;
+    /// fails with its last answer after 30 seconds.
+    async fn until_database<F, Fut>(&self, pending: F)
+    where
+        F: Fn(sqlx::PgPool) -> Fut,
+        Fut: Future<Output = Option<String>>,
+    {
+        let pool = self.inspect().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(waiting) = pending(pool.clone()).await {
+            assert!(Instant::now() < deadline, "{waiting}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         pool.close().await;
     }

@@ -1,8 +1,6 @@
 //! Starts the real `projector` binary as separate processes on loopback and talks
 //! to it over HTTP, as the original clients do.
 
-#![allow(dead_code)]
-
 pub mod browser;
 pub mod cluster;
 pub mod faults;
@@ -115,10 +113,6 @@ impl Process {
             .find(|(name, _)| name == role)
             .map(|(_, url)| url.clone())
             .unwrap_or_else(|| panic!("no {role} URL in {:?}", self.urls))
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// SIGTERM, then wait for the orderly exit.

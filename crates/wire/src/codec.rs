@@ -100,17 +100,6 @@ pub fn decode<T: Message + Default + DeserializeOwned>(
     }
 }
 
-/// An HTTP answer carrying `message` in the negotiated encoding.
-pub fn respond<T: Message + Serialize>(
-    status: axum::http::StatusCode,
-    encoding: Encoding,
-    message: &T,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let content_type = [(axum::http::header::CONTENT_TYPE, encoding.content_type())];
-    (status, content_type, encode(encoding, message)).into_response()
-}
-
 pub fn encode<T: Message + Serialize>(encoding: Encoding, message: &T) -> Vec<u8> {
     match encoding {
         Encoding::Protobuf => message.encode_to_vec(),
@@ -123,7 +112,7 @@ pub fn encode<T: Message + Serialize>(encoding: Encoding, message: &T) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::GenerateProjectionRequest;
+    use crate::GenerateProjectionRequest;
 
     #[test]
     fn negotiates() {

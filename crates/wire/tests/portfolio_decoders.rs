@@ -2,10 +2,10 @@
 //! worker turns it into the engine's starting values: both codecs agree, no
 //! input makes a decoder panic, and whatever the engine accepts is finite.
 
-use api::wire::{Asset, Portfolio};
-use api::{Encoding, decode};
 use proptest::prelude::*;
 use prost::Message;
+use wire::{Asset, Portfolio};
+use wire::{Encoding, decode};
 
 fn amount() -> impl Strategy<Value = f64> {
     prop_oneof![

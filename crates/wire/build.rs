@@ -13,7 +13,7 @@ const SCHEMA_RULES: &[(&str, &str)] = &[
     ),
     (
         "ProjectionParameters.risk_profile",
-        "required = true, schema_with = crate::openapi::risk_profile",
+        "required = true, schema_with = crate::schema::risk_profile",
     ),
     (
         "ProjectionParameters.paths",

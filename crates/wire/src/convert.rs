@@ -1,6 +1,6 @@
 //! The engine's result in wire form.
 
-use crate::wire;
+use crate as wire;
 
 impl From<engine::Percentiles> for wire::Percentiles {
     fn from(band: engine::Percentiles) -> Self {

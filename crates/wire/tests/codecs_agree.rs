@@ -2,10 +2,10 @@
 //! both decode it to the same value and the rules accept or refuse it alike.
 //! Nothing is cut to fit: a count beyond 32 bits is refused, not wrapped.
 
-use api::wire::{GenerateProjectionRequest, ProjectionParameters};
-use api::{DEFAULT_MAX_PATHS, Encoding, decode, projection_params};
 use proptest::prelude::*;
 use prost::Message;
+use wire::{DEFAULT_MAX_PATHS, Encoding, decode, projection_params};
+use wire::{GenerateProjectionRequest, ProjectionParameters};
 
 fn parameters() -> impl Strategy<Value = ProjectionParameters> {
     (

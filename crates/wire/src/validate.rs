@@ -3,7 +3,7 @@
 use engine::{ProjectionParams, RiskProfile};
 use thiserror::Error;
 
-use crate::wire::ProjectionParameters;
+use crate::ProjectionParameters;
 
 /// A request that breaks a rule: the field and the rule, for a 422 answer.
 #[derive(Debug, Clone, PartialEq, Error)]

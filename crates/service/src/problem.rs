@@ -83,8 +83,8 @@ pub(crate) fn cut(text: String, max_chars: usize) -> String {
     }
 }
 
-impl From<crate::ValidationError> for Problem {
-    fn from(error: crate::ValidationError) -> Self {
+impl From<wire::ValidationError> for Problem {
+    fn from(error: wire::ValidationError) -> Self {
         Problem::invalid(error.field, error.rule)
     }
 }

@@ -54,15 +54,6 @@ pub enum ServiceRefusals {
     Refused(Problem),
 }
 
-/// `risk_profile`'s schema: one of the engine's profiles, by name.
-pub fn risk_profile() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::String)
-        .enum_values(Some(engine::RiskProfile::ALL.map(|profile| profile.name())))
-        .description(Some("conservative | balanced | aggressive"))
-        .build()
-}
-
 /// The document with the operator's path limit as the largest `paths` a
 /// request may ask for: it is generated with the default.
 pub fn with_max_paths(
@@ -100,7 +91,7 @@ mod tests {
     use super::*;
 
     #[derive(OpenApi)]
-    #[openapi(components(schemas(crate::wire::ProjectionParameters)))]
+    #[openapi(components(schemas(wire::ProjectionParameters)))]
     struct Parameters;
 
     fn paths_maximum(document: &utoipa::openapi::OpenApi) -> serde_json::Value {
@@ -112,7 +103,7 @@ mod tests {
     #[test]
     fn the_document_names_the_operators_path_limit() {
         let generated = Parameters::openapi();
-        assert_eq!(paths_maximum(&generated), crate::DEFAULT_MAX_PATHS);
+        assert_eq!(paths_maximum(&generated), wire::DEFAULT_MAX_PATHS);
         assert_eq!(paths_maximum(&with_max_paths(generated, 500_000)), 500_000);
     }
 }

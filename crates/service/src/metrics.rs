@@ -232,6 +232,31 @@ pub fn handle() -> &'static PrometheusHandle {
 /// store) into the recorder just before a scrape renders.
 pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// Reads the queue depth (jobs queued, jobs processing) with `read` into the
+/// `projector_jobs` gauge when a scrape asks, rather than on every write.
+pub fn queue_depth<F, Fut, E>(read: F) -> Collect
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(u64, u64), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let read = Arc::new(read);
+    Arc::new(move || {
+        let read = read.clone();
+        Box::pin(async move {
+            match read().await {
+                Ok((queued, processing)) => {
+                    metrics::gauge!(JOBS, "status" => "queued").set(queued as f64);
+                    metrics::gauge!(JOBS, "status" => "processing").set(processing as f64);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the queue depth for /metrics; the last one read is shown")
+                }
+            }
+        })
+    })
+}
+
 /// The Prometheus text of every metric of the process.
 pub fn render() -> String {
     let handle = handle();
