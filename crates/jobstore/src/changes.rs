@@ -14,6 +14,10 @@ use tokio::sync::watch;
 /// comma-separated list of seqs, a cancelled job's prefixed with `c`.
 pub(crate) const CHANGES_CHANNEL: &str = "projector_job_changes";
 
+/// The PostgreSQL channel that wakes idle nodes when jobs are committed or
+/// given back to the queue; its payload is empty.
+pub(crate) const JOBS_CHANNEL: &str = "projector_jobs";
+
 /// A change's token in a payload, as [`Changes::push_payload`] reads it.
 pub(crate) fn token(seq: i64, cancelled: bool) -> String {
     if cancelled {

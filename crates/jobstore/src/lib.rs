@@ -12,12 +12,10 @@ mod any;
 mod changes;
 mod clock;
 mod cursor;
-mod groups;
 mod job;
 mod postgres;
 mod rows;
 mod sqlite;
-mod writer;
 
 use std::future::Future;
 use std::time::Duration;

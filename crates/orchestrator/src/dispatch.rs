@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use service::trace::{TRACEPARENT, TraceParent};
+use service::{Secret, Tenants};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use wire::{GenerateProjectionRequest, ProjectionParameters};
-
-use service::{Secret, Tenants};
+use wire::ProjectionParameters;
 
 use crate::DispatchConfig;
 use crate::follow::Following;
+use crate::gateway_client::{CallError, GatewayClient};
+use crate::report::{ReportStatus, report_span};
 use crate::store::{ReportRow, ReportStore};
 
 /// Reports read per page.
@@ -25,174 +25,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often running reports are read to follow those no task follows (after
 /// a restart, or a stream that broke); a report is followed from its dispatch.
 const FOLLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
-/// Longest silence on a job's event stream before it is opened again.
-const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// The job a report is submitted as: derived from the report, so that a retry
-/// after a lost answer finds the same job, and a cancellation finds it too.
-/// A report's trace: its id (a UUID, which every report has) is the trace's
-/// id, so that the report's id finds its log lines in every role.
-pub(crate) fn trace_of(report_id: &str) -> TraceParent {
-    uuid::Uuid::parse_str(report_id).map_or_else(
-        |_| TraceParent::start(),
-        |id| TraceParent::of_trace(id.as_u128()),
-    )
-}
-
-/// The span of the work done for one report, naming it and its trace.
-pub(crate) fn report_span(report_id: &str) -> tracing::Span {
-    tracing::info_span!("report", report_id, trace_id = %trace_of(report_id).trace_id())
-}
-
-pub(crate) fn job_id_of(report_id: &str) -> String {
-    format!("report-{report_id}")
-}
-
-/// Why a call to the gateway did not succeed.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    /// The gateway is down or failing: try again later.
-    Transient(String),
-    /// The gateway refused the request: retrying cannot help.
-    Refused(String),
-}
-
-#[derive(Clone)]
-pub struct GatewayClient {
-    http: reqwest::Client,
-    /// For event streams: no deadline for the whole answer, which lasts as
-    /// long as the job, but one for each read (the gateway sends a keep-alive
-    /// every 15 s).
-    streams: reqwest::Client,
-    config: DispatchConfig,
-}
-
-impl GatewayClient {
-    pub fn new(config: DispatchConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .pool_idle_timeout(service::server::CLIENT_IDLE_TIMEOUT)
-            .build()?;
-        let streams = reqwest::Client::builder()
-            .connect_timeout(config.request_timeout)
-            .read_timeout(STREAM_READ_TIMEOUT)
-            .pool_idle_timeout(service::server::CLIENT_IDLE_TIMEOUT)
-            .build()?;
-        Ok(GatewayClient {
-            http,
-            streams,
-            config,
-        })
-    }
-
-    /// Submits a report's job. The idempotency key and job id derive from the
-    /// report, so a retry after a lost answer finds the same job.
-    async fn submit(
-        &self,
-        key: &Secret,
-        report_id: &str,
-        parameters: ProjectionParameters,
-    ) -> Result<String, CallError> {
-        let job_id = job_id_of(report_id);
-        let body = GenerateProjectionRequest {
-            job_id: job_id.clone(),
-            parameters: Some(parameters),
-        };
-        let response = self
-            .http
-            .post(format!("{}/generate_projection", self.base()))
-            .header(service::API_KEY_HEADER, key.expose())
-            .header("x-idempotency-key", &job_id)
-            .header(TRACEPARENT, trace_of(report_id).to_string())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| {
-                CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
-            })?;
-        if response.status().as_u16() == 202 {
-            return Ok(job_id);
-        }
-        Err(refusal(response, "the job").await)
-    }
-
-    /// Cancels the job; one that never reached the gateway, or has ended, is
-    /// left as it is.
-    pub(crate) async fn cancel(&self, key: &Secret, job_id: &str) -> Result<(), CallError> {
-        let response = self
-            .http
-            .post(format!("{}/jobs/{job_id}/cancel", self.base()))
-            .header(service::API_KEY_HEADER, key.expose())
-            .send()
-            .await
-            .map_err(|error| {
-                CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
-            })?;
-        match response.status().as_u16() {
-            200 | 404 | 409 => Ok(()),
-            _ => Err(refusal(response, "the cancellation").await),
-        }
-    }
-
-    /// Opens the job's event stream, after `last_event_id` when given.
-    pub(crate) async fn events(
-        &self,
-        key: &Secret,
-        job_id: &str,
-        last_event_id: Option<&str>,
-    ) -> Result<reqwest::Response, CallError> {
-        let mut request = self
-            .streams
-            .get(format!("{}/jobs/{job_id}/events", self.base()))
-            .header(service::API_KEY_HEADER, key.expose())
-            .header(reqwest::header::ACCEPT, "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.map_err(|error| {
-            CallError::Transient(format!("gateway unreachable: {}", error.without_url()))
-        })?;
-        if response.status().as_u16() == 200 {
-            return Ok(response);
-        }
-        Err(refusal(response, "the job's events").await)
-    }
-
-    /// Whether the gateway answers its liveness check now.
-    pub async fn alive(&self) -> Result<(), String> {
-        let url = format!("{}/healthz", self.base());
-        let shown = database::redact_url(&url);
-        match self.http.get(&url).send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!(
-                "the gateway at {shown} answered {}",
-                response.status()
-            )),
-            Err(error) => Err(format!(
-                "the gateway at {shown} does not answer ({})",
-                error.without_url()
-            )),
-        }
-    }
-
-    fn base(&self) -> &str {
-        self.config.gateway_url.trim_end_matches('/')
-    }
-}
-
-/// What a gateway's answer other than success means: a 5xx or a 429 is worth
-/// another try, any other 4xx is final.
-async fn refusal(response: reqwest::Response, what: &str) -> CallError {
-    let status = response.status();
-    let detail = response.text().await.unwrap_or_default();
-    let detail = service::server::echo(&detail);
-    if status.is_server_error() || status.as_u16() == 429 {
-        CallError::Transient(format!("gateway answered {status}: {detail}"))
-    } else {
-        CallError::Refused(format!("gateway refused {what} ({status}): {detail}"))
-    }
-}
-
 pub struct Dispatcher {
     store: ReportStore,
     client: GatewayClient,
@@ -272,7 +104,7 @@ impl Dispatcher {
         self.store
             .update(
                 &report.id,
-                "failed",
+                ReportStatus::Failed,
                 None,
                 Some("the API key that asked for this report is no longer configured"),
             )
@@ -304,7 +136,7 @@ impl Dispatcher {
                 tracing::info!(%job_id, "report dispatched");
                 if self.store.mark_dispatched(&report.id, &job_id).await? {
                     let dispatched = ReportRow {
-                        status: "dispatched".into(),
+                        status: ReportStatus::Dispatched,
                         job_id: Some(job_id),
                         ..report
                     };
@@ -328,7 +160,7 @@ impl Dispatcher {
             Err(CallError::Refused(reason)) => {
                 tracing::warn!(%reason, "the gateway refused the report's job");
                 self.store
-                    .update(&report.id, "failed", None, Some(&reason))
+                    .update(&report.id, ReportStatus::Failed, None, Some(&reason))
                     .await?;
             }
         }

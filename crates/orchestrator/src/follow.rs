@@ -21,7 +21,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wire::JobStatus;
 
-use crate::dispatch::{CallError, GatewayClient};
+use crate::gateway_client::{CallError, GatewayClient};
+use crate::report::{ReportStatus, report_span};
 use crate::store::{ReportRow, ReportStore};
 
 /// Pause before a report whose stream broke is followed again.
@@ -77,10 +78,10 @@ impl Following {
             report_id: report.id.clone(),
             job_id,
             key,
-            status: report.status.clone(),
+            status: report.status,
         };
         let (following, shutdown) = (self.clone(), shutdown.clone());
-        let span = crate::dispatch::report_span(&report.id);
+        let span = report_span(&report.id);
         tokio::spawn(
             async move {
                 let report_id = follower.report_id.clone();
@@ -102,7 +103,7 @@ struct Follower {
     job_id: String,
     key: Secret,
     /// The report's status as stored.
-    status: String,
+    status: ReportStatus,
 }
 
 impl Follower {
@@ -137,7 +138,7 @@ impl Follower {
             Err(CallError::Refused(reason)) => {
                 tracing::warn!(report = %self.report_id, %reason, "the gateway refused the job's events; the report fails");
                 self.store
-                    .update(&self.report_id, "failed", None, Some(&reason))
+                    .update(&self.report_id, ReportStatus::Failed, None, Some(&reason))
                     .await?;
                 return Ok(true);
             }
@@ -167,8 +168,8 @@ impl Follower {
 
     /// Records what the job's state means for the report: true once it ended.
     async fn record(&mut self, job: JobStatus) -> Result<bool, crate::Error> {
-        self.status = record(&self.store, &self.report_id, &self.status, job).await?;
-        Ok(is_final(&self.status))
+        self.status = record(&self.store, &self.report_id, self.status, job).await?;
+        Ok(self.status.is_final())
     }
 }
 
@@ -177,33 +178,35 @@ impl Follower {
 pub(crate) async fn record(
     store: &ReportStore,
     report_id: &str,
-    status: &str,
+    status: ReportStatus,
     job: JobStatus,
-) -> Result<String, crate::Error> {
+) -> Result<ReportStatus, crate::Error> {
     let (new_status, result, error) = match job.status.as_str() {
         "completed" => {
             let result = job
                 .result
                 .as_ref()
                 .and_then(|result| serde_json::to_string(result).ok());
-            ("completed", result, None)
+            (ReportStatus::Completed, result, None)
         }
         "failed" => {
             let error = job
                 .error
                 .unwrap_or_else(|| "the job failed without a reason".to_string());
-            ("failed", None, Some(error))
+            (ReportStatus::Failed, None, Some(error))
         }
-        "cancelled" => ("cancelled", None, Some("the job was cancelled".to_string())),
-        "processing" if status != "processing" => ("processing", None, None),
-        _ => return Ok(status.to_string()),
+        "cancelled" => (
+            ReportStatus::Cancelled,
+            None,
+            Some("the job was cancelled".to_string()),
+        ),
+        "processing" if status != ReportStatus::Processing => {
+            (ReportStatus::Processing, None, None)
+        }
+        _ => return Ok(status),
     };
     store
         .update(report_id, new_status, result.as_deref(), error.as_deref())
         .await?;
-    Ok(new_status.to_string())
-}
-
-pub(crate) fn is_final(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "cancelled")
+    Ok(new_status)
 }

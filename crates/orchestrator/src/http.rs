@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,49 +14,11 @@ use wire::{DecodeError, Encoding};
 use wire::{ProjectionParameters, ReportList};
 
 use crate::ReportStore;
-use crate::dispatch::GatewayClient;
+use crate::gateway_client::GatewayClient;
 use crate::pages::Viewer;
+use crate::state::{AppState, Origins};
 
 const LISTED: u32 = 100;
-
-/// What the API and the pages share.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub store: ReportStore,
-    pub tenants: Tenants,
-    pub gateway: GatewayClient,
-    /// Paths a report may ask for.
-    pub max_paths: u32,
-    /// Signs the pages' session cookies.
-    pub cookies: Key,
-    /// Whether those cookies are sent over HTTPS only.
-    pub secure_cookies: bool,
-}
-
-/// Which origins the pages' forms may come from.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Origins {
-    /// The public origin, behind a proxy; the request's own host always.
-    pub public: Option<String>,
-}
-
-impl FromRef<AppState> for ReportStore {
-    fn from_ref(state: &AppState) -> ReportStore {
-        state.store.clone()
-    }
-}
-
-impl FromRef<AppState> for Tenants {
-    fn from_ref(state: &AppState) -> Tenants {
-        state.tenants.clone()
-    }
-}
-
-impl FromRef<AppState> for Key {
-    fn from_ref(state: &AppState) -> Key {
-        state.cookies.clone()
-    }
-}
 
 /// The API and the pages, taking reports of at most `config.max_paths` paths.
 pub fn router(

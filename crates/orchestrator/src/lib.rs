@@ -4,8 +4,11 @@
 
 mod dispatch;
 mod follow;
+mod gateway_client;
 mod http;
 mod pages;
+mod report;
+mod state;
 mod store;
 
 /// The orchestrator's API, as `/openapi.json` answers it; its pages for
@@ -27,7 +30,8 @@ use std::sync::Arc;
 use service::Tenants;
 use service::server::{App, ReadinessCheck};
 
-pub use dispatch::{Dispatcher, GatewayClient};
+pub use dispatch::Dispatcher;
+pub use gateway_client::GatewayClient;
 pub use http::router;
 pub use store::ReportStore;
 

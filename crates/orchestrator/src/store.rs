@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use wire::{ProjectionParameters, ProjectionResult, Report};
 
 use crate::Error;
+use crate::report::ReportStatus;
 
 mod sessions;
 
@@ -21,7 +22,8 @@ pub(crate) struct ReportRow {
     pub id: String,
     /// The tenant: the keyed hash of the API key that asked for the report.
     pub owner: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ReportStatus,
     pub parameters: String,
     pub created_at: i64,
     pub job_id: Option<String>,
@@ -36,7 +38,7 @@ impl ReportRow {
     pub fn to_wire(&self) -> Report {
         Report {
             id: self.id.clone(),
-            status: self.status.clone(),
+            status: self.status.to_string(),
             parameters: serde_json::from_str::<ProjectionParameters>(&self.parameters).ok(),
             created_at: wire::rfc3339(self.created_at),
             job_id: self.job_id.clone(),
@@ -288,7 +290,7 @@ impl ReportStore {
     pub(crate) async fn update(
         &self,
         id: &str,
-        status: &str,
+        status: ReportStatus,
         result: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), Error> {
@@ -299,7 +301,7 @@ impl ReportStore {
                  WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
             )
             .bind(id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(result)
             .bind(error)
             .bind(now_millis())
@@ -334,11 +336,11 @@ mod tests {
         let finished = store.create("owner-a", &parameters()).await.unwrap();
         let running = store.create("owner-a", &parameters()).await.unwrap();
         store
-            .update(&finished.id, "completed", Some("{}"), None)
+            .update(&finished.id, ReportStatus::Completed, Some("{}"), None)
             .await
             .unwrap();
         store
-            .update(&running.id, "dispatched", None, None)
+            .update(&running.id, ReportStatus::Dispatched, None, None)
             .await
             .unwrap();
         assert_eq!(

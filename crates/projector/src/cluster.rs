@@ -19,7 +19,7 @@ use crate::roles::{
 };
 use crate::settings::Settings;
 use crate::stores::{DATA_FILE, JOBS_FILE, REPORTS_FILE, open_job_store};
-use crate::up::generate_key;
+use service::generate_key;
 
 /// The worker node of a one-machine deployment.
 const NODE_ID: &str = "node-1";

@@ -11,7 +11,7 @@ use wire::Report;
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::settings::Settings;
-use crate::up::generate_key;
+use service::generate_key;
 
 const CUSTOMER: &str = "C-000042";
 const HORIZON_YEARS: u32 = 30;

@@ -80,7 +80,7 @@ fn kept_secret(data_dir: &Path, file: &str, what: &str) -> Result<Kept> {
             generated: false,
         });
     }
-    let value = generate_key();
+    let value = service::generate_key();
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -96,10 +96,4 @@ fn kept_secret(data_dir: &Path, file: &str, what: &str) -> Result<Kept> {
         path,
         generated: true,
     })
-}
-
-pub fn generate_key() -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::rng().random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -15,5 +15,5 @@ pub mod trace;
 
 pub use negotiate::respond;
 pub use problem::Problem;
-pub use secret::{Secret, bearer};
+pub use secret::{Secret, bearer, generate_key};
 pub use tenants::{API_KEY_HEADER, Client, Owner, Tenants};

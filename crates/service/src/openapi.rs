@@ -1,10 +1,9 @@
-//! OpenAPI 3.1 documents, generated from the code: each HTTP role documents its
-//! own operations with `utoipa`, and [`document`] adds what every role serves
-//! (health, readiness, metrics), the error body and the credentials. The
-//! server answers it at `/openapi.json`.
+//! The OpenAPI vocabulary the roles share: the names of the credentials, the
+//! error body's media type, the refusals every operation may answer and the
+//! operator's path limit. Each HTTP role documents its own operations with
+//! `utoipa`; the server adds what every role serves and answers the whole at
+//! `/openapi.json` (`server/operations.rs`).
 
-use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
 
 use crate::Problem;
@@ -17,18 +16,6 @@ pub const SERVICE_TOKEN: &str = "service_token";
 pub const SCRAPE_TOKEN: &str = "scrape_token";
 /// The media type of every error.
 pub const PROBLEM_JSON: &str = "application/problem+json";
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        crate::server::operations::health,
-        crate::server::operations::healthz,
-        crate::server::operations::readyz,
-        crate::server::operations::scrape,
-    ),
-    components(schemas(Problem))
-)]
-struct Shared;
 
 /// What a tenant's operation may answer besides its own outcomes.
 #[derive(utoipa::IntoResponses)]
@@ -72,23 +59,10 @@ pub fn with_max_paths(
     document
 }
 
-/// A role's document with the operations, schemas and credentials every role shares.
-pub fn document(mut role: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    role.merge(Shared::openapi());
-    let components = role.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        TENANT_KEY,
-        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::API_KEY_HEADER))),
-    );
-    let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
-    components.add_security_scheme(SERVICE_TOKEN, bearer());
-    components.add_security_scheme(SCRAPE_TOKEN, bearer());
-    role
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use utoipa::OpenApi;
 
     #[derive(OpenApi)]
     #[openapi(components(schemas(wire::ProjectionParameters)))]

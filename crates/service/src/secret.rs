@@ -13,6 +13,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// A new credential: 24 random bytes from the operating system's generator,
+/// as 48 hexadecimal digits.
+pub fn generate_key() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// A credential a client presents (an API key, a service token).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::{Assumptions, ModelInputs, Observer, ProjectionResult, Shocks};
+use engine::{Assumptions, Observer, ProjectionResult, Shocks};
 use jobstore::{Claimed, Failure, JobStore};
 use service::trace::TraceParent;
-use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wire::{Portfolio, ProjectionParameters};
@@ -19,6 +17,8 @@ use cache::{Fetched, Lookup, Source};
 
 use crate::Node;
 use crate::client::FetchError;
+use crate::engine_threads::{EngineFault, on_engine};
+use crate::reuse::{keep_result, result_digest, reusable_result};
 
 /// Wait between attempts to store an outcome while the job store is unreachable.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -358,94 +358,6 @@ fn record_engine_speed(params: &engine::ProjectionParams, took: Duration) {
     }
 }
 
-/// Names a result by everything that determines it: the model revision, the
-/// shocks, and the model inputs (the portfolio's value by class, every
-/// parameter, the seed and the assumptions), so a changed portfolio never
-/// meets an old result. The tenant is part of the name: a result reused
-/// across tenants would tell one what another asked for.
-fn result_digest(owner: &str, inputs: &ModelInputs) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"projector model inputs\0");
-    hasher.update(owner.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(engine::MODEL_REVISION.to_le_bytes());
-    hasher.update(Shocks::Random.kind().name());
-    hasher.update(serde_json::to_vec(inputs).unwrap_or_default());
-    hasher.finalize().into()
-}
-
-/// A result computed before for the same inputs; a cache that cannot answer
-/// is a miss.
-async fn reusable_result<S: JobStore>(
-    node: &Node<S>,
-    digest: &[u8; 32],
-    job_id: &str,
-) -> Option<ProjectionResult> {
-    let stored = match node.cache.result(digest).await {
-        Ok(stored) => stored?,
-        Err(error) => {
-            tracing::warn!(job_id = %Quoted(job_id), %error, "cannot read the result cache; computing");
-            return None;
-        }
-    };
-    match serde_json::from_str(&stored) {
-        Ok(result) => {
-            tracing::info!(job_id = %Quoted(job_id), "result reused: the same inputs were computed before");
-            Some(result)
-        }
-        Err(error) => {
-            tracing::warn!(job_id = %Quoted(job_id), %error, "unreadable cached result; computing");
-            None
-        }
-    }
-}
-
-async fn keep_result<S: JobStore>(node: &Node<S>, digest: &[u8; 32], result: &ProjectionResult) {
-    let kept = match serde_json::to_string(result) {
-        Ok(json) => node
-            .cache
-            .store_result(digest, &json)
-            .await
-            .map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = kept {
-        tracing::warn!(%error, "cannot keep the result for reuse");
-    }
-}
-
-#[derive(Debug, PartialEq)]
-enum EngineFault {
-    /// The work panicked; the node and its other jobs carry on.
-    Panicked(String),
-    /// The pool dropped the work without an answer.
-    Vanished,
-}
-
-/// Runs `work` on the engine's threads. A panic is caught and returned: left
-/// alone on a rayon thread it would abort the process and every job in it.
-async fn on_engine<T, F>(pool: &rayon::ThreadPool, work: F) -> Result<T, EngineFault>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (reply, answer) = oneshot::channel();
-    pool.spawn(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-            .map_err(|payload| EngineFault::Panicked(panic_message(payload.as_ref())));
-        let _ = reply.send(outcome);
-    });
-    answer.await.unwrap_or(Err(EngineFault::Vanished))
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|text| text.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
-}
-
 fn initial_values(portfolio: &Portfolio) -> Result<[f64; engine::K], engine::Error> {
     engine::initial_values_by_class(
         portfolio
@@ -505,26 +417,5 @@ async fn heartbeat_loop<S: JobStore>(
                 tracing::error!(job_id = %Quoted(&claim.job.id), %error, "heartbeat failed; will retry")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_in_the_engine_fails_that_work_and_the_pool_keeps_serving() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let panicked = on_engine(&pool, || -> u32 { panic!("index out of bounds") }).await;
-        assert_eq!(
-            panicked,
-            Err(EngineFault::Panicked("index out of bounds".to_string()))
-        );
-        let formatted = on_engine(&pool, || -> u32 { panic!("step {}", 7) }).await;
-        assert_eq!(formatted, Err(EngineFault::Panicked("step 7".to_string())));
-        assert_eq!(on_engine(&pool, || 41 + 1).await, Ok(42));
     }
 }

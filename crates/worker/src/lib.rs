@@ -6,10 +6,12 @@
 //! engine on a dedicated thread pool, and stores the result under the lease.
 
 mod client;
+mod engine_threads;
 mod feed;
 mod job;
 mod node;
 mod placement;
+mod reuse;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,9 +23,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use wire::{ProjectionParameters, ProjectionResult};
 
-use crate::dispatch::job_id_of;
-use crate::follow::{is_final, record};
-use crate::http::AppState;
+use crate::follow::record;
+use crate::report::{ReportStatus, job_id_of};
+use crate::state::{AppState, Origins};
 use crate::store::{ListFilter, ReportRow};
 pub use session::Viewer;
 use session::same_origin;
@@ -36,7 +36,7 @@ const PAGE: u32 = 20;
 /// How soon a browser opens a report's events again when they end early.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-pub fn routes(origins: crate::http::Origins) -> Router<AppState> {
+pub fn routes(origins: Origins) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/reports/new", get(new_form).post(create))
@@ -212,7 +212,7 @@ pub async fn report_page(state: &AppState, viewer: Viewer, id: &str) -> Response
         Ok(row) => row,
         Err(response) => return response,
     };
-    let progress = if row.status == "processing" {
+    let progress = if row.status == ReportStatus::Processing {
         current_progress(state, &viewer.0, &row).await
     } else {
         0.0
@@ -225,16 +225,9 @@ async fn current_progress(state: &AppState, owner: &str, row: &ReportRow) -> f64
     let Some(key) = state.tenants.key_of(owner) else {
         return 0.0;
     };
-    let Ok(response) = state.gateway.events(key, &job_id_of(&row.id), None).await else {
-        return 0.0;
-    };
-    let mut events = response.bytes_stream().eventsource();
-    let first = tokio::time::timeout(Duration::from_secs(2), events.next()).await;
-    match first {
-        Ok(Some(Ok(event))) => serde_json::from_str::<wire::JobStatus>(&event.data)
-            .map(|job| job.progress)
-            .unwrap_or(0.0),
-        _ => 0.0,
+    match state.gateway.status(key, &job_id_of(&row.id)).await {
+        Ok(job) => job.progress,
+        Err(_) => 0.0,
     }
 }
 
@@ -260,15 +253,21 @@ async fn events(
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    if is_final(&row.status) {
+    if row.status.is_final() {
         // A page that has seen events has seen the end: 204 stops it. One
         // rendered just before the end learns it here.
         if last_event_id.is_some() {
             return StatusCode::NO_CONTENT.into_response();
         }
-        let progress = if row.status == "completed" { 1.0 } else { 0.0 };
-        let data = serde_json::json!({"status": row.status, "progress": progress});
-        let ended = Event::default().event(&row.status).data(data.to_string());
+        let progress = if row.status == ReportStatus::Completed {
+            1.0
+        } else {
+            0.0
+        };
+        let data = serde_json::json!({"status": row.status.as_str(), "progress": progress});
+        let ended = Event::default()
+            .event(row.status.as_str())
+            .data(data.to_string());
         return Sse::new(futures_util::stream::once(async {
             Ok::<_, Infallible>(ended)
         }))
@@ -287,18 +286,22 @@ async fn events(
         Err(_) => return retry_soon(),
     };
     let (store, report_id) = (state.store.clone(), row.id.clone());
-    let status = row.status.clone();
+    let status = row.status;
     let relayed = response
         .bytes_stream()
         .eventsource()
         .take_while(|event| std::future::ready(event.is_ok()))
         .filter_map(move |event| {
-            let (store, report_id, status) = (store.clone(), report_id.clone(), status.clone());
+            let (store, report_id) = (store.clone(), report_id.clone());
             async move {
                 let event = event.ok()?;
-                if is_final(&event.event)
+                let ended = event
+                    .event
+                    .parse::<ReportStatus>()
+                    .is_ok_and(ReportStatus::is_final);
+                if ended
                     && let Ok(job) = serde_json::from_str(&event.data)
-                    && let Err(error) = record(&store, &report_id, &status, job).await
+                    && let Err(error) = record(&store, &report_id, status, job).await
                 {
                     tracing::warn!(report = %report_id, %error, "cannot record the report's end; the dispatcher will");
                 }
@@ -328,7 +331,7 @@ async fn cancel(
         Ok(None) => return not_found(),
         Err(error) => return unavailable(error),
     };
-    if row.status == "cancelled"
+    if row.status == ReportStatus::Cancelled
         && let Some(key) = state.tenants.key_of(&owner)
         && let Err(error) = state.gateway.cancel(key, &job_id_of(&row.id)).await
     {

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 
-use crate::http::{AppState, Origins};
+use crate::state::{AppState, Origins};
 
 const COOKIE: &str = "projector_session";
 /// The sign-in form's own cookie, holding the token the form carries.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::session::{self, form_token, is_own_form, safe_next, signed_in, signed_out};
 use super::{unavailable, views};
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -5,6 +5,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use wire::{ProjectionParameters, ProjectionResult};
 
 use super::chart::fan_chart;
+use crate::report::ReportStatus;
 use crate::store::{ListFilter, ReportRow};
 
 const STYLE: &str = r#"
@@ -102,15 +103,6 @@ pub fn sign_in(next: &str, token: &str, error: Option<&str>) -> Markup {
     )
 }
 
-const STATUSES: [&str; 6] = [
-    "pending",
-    "dispatched",
-    "processing",
-    "completed",
-    "failed",
-    "cancelled",
-];
-
 pub fn list(reports: &[ReportRow], filter: &ListFilter, older: Option<String>) -> Markup {
     layout(
         "Reports",
@@ -123,7 +115,7 @@ pub fn list(reports: &[ReportRow], filter: &ListFilter, older: Option<String>) -
                     label for="status" { "Status" }
                     select #status name="status" {
                         option value="" { "any" }
-                        @for status in STATUSES {
+                        @for status in ReportStatus::ALL.map(ReportStatus::as_str) {
                             option value=(status) selected[filter.status.as_deref() == Some(status)] { (status) }
                         }
                     }
@@ -278,7 +270,7 @@ pub fn report(row: &ReportRow, progress: f64) -> Markup {
         .result
         .as_deref()
         .and_then(|json| serde_json::from_str(json).ok());
-    let running = matches!(row.status.as_str(), "pending" | "dispatched" | "processing");
+    let running = !row.status.is_final();
     let title = format!("Report for {}", row.customer_id);
     let head = html! {
         @if running { noscript { meta http-equiv="refresh" content="5"; } }

@@ -12,8 +12,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
 use super::{ReadinessCheck, Shutdown};
 use crate::metrics::{self, Collect};
+use crate::openapi::{SCRAPE_TOKEN, SERVICE_TOKEN, TENANT_KEY};
 use crate::{Problem, Secret};
 
 /// Longest a readiness check may take before the answer is "not ready".
@@ -27,6 +31,24 @@ pub(crate) struct Operations {
     pub collect: Option<Collect>,
 }
 
+#[derive(OpenApi)]
+#[openapi(paths(health, healthz, readyz, scrape,), components(schemas(Problem)))]
+struct Shared;
+
+/// A role's document with the operations, schemas and credentials every role shares.
+fn document_with_shared(mut role: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    role.merge(Shared::openapi());
+    let components = role.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        TENANT_KEY,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::API_KEY_HEADER))),
+    );
+    let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    components.add_security_scheme(SERVICE_TOKEN, bearer());
+    components.add_security_scheme(SCRAPE_TOKEN, bearer());
+    role
+}
+
 pub(super) fn routes(operations: Operations, openapi: Option<utoipa::openapi::OpenApi>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
@@ -37,7 +59,7 @@ pub(super) fn routes(operations: Operations, openapi: Option<utoipa::openapi::Op
     match openapi {
         Some(document) => {
             let json = Bytes::from(
-                serde_json::to_vec(&crate::openapi::document(document)).unwrap_or_default(),
+                serde_json::to_vec(&document_with_shared(document)).unwrap_or_default(),
             );
             router.route(
                 "/openapi.json",

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::insert::insert_group;
 use crate::clock::Clock;
 use crate::job::{NewJob, Submitted};
-use crate::sqlite::insert_group;
 use crate::{Error, Result, RolledBack};
 
 /// Largest number of writes committed in one transaction.

@@ -10,9 +10,9 @@ use std::marker::PhantomData;
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::changes::JOBS_CHANNEL;
 use crate::clock::Clock;
 use crate::job::{Job, NewJob, Submitted, partition_of};
-use crate::postgres::JOBS_CHANNEL;
 use crate::rows::{
     AdoptedKey, JobRow, adopt_keys, collided, inserted_outcomes, resolve_collisions,
 };
