@@ -5,6 +5,7 @@ mod demo;
 mod flags;
 mod listen;
 mod portfolio;
+mod role;
 mod roles;
 mod settings;
 mod signals;
@@ -20,7 +21,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::settings::{LogFormat, Role, Settings};
+use crate::role::Role;
+use crate::settings::{LogFormat, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,17 +49,17 @@ enum Command {
     /// Run one projection locally and print its result.
     Simulate(simulate::SimulateArgs),
     /// Start every role on this machine with embedded storage.
-    Up(flags::UpFlags),
+    Up(flags::Flags<flags::Up>),
     /// Start everything on free ports, request one report per risk profile, print them, exit.
     Demo,
     /// Run a gateway: accepts jobs and answers their status from the job store.
-    Gateway(flags::GatewayFlags),
+    Gateway(flags::Flags<flags::Gateway>),
     /// Run a worker node: claims jobs of its partitions and runs them.
-    Worker(flags::WorkerFlags),
+    Worker(flags::Flags<flags::Worker>),
     /// Run the orchestrator: reports, dispatched to a gateway over HTTP.
-    Orchestrator(flags::OrchestratorFlags),
+    Orchestrator(flags::Flags<flags::Orchestrator>),
     /// Run the data service alone.
-    Datasvc(flags::DatasvcFlags),
+    Datasvc(flags::Flags<flags::Datasvc>),
     /// Bring a database to this release's schema.
     Migrate(flags::MigrateFlags),
     /// Print the settings in effect, where each came from, secrets redacted.

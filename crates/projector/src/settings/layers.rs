@@ -266,7 +266,8 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::settings::{Role, show};
+    use crate::role::Role;
+    use crate::settings::show;
 
     const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/projector.toml");
 

@@ -3,99 +3,21 @@
 
 use figment::value::Value;
 
-use super::Loaded;
 use super::layers::keys_and_values;
-
-/// A role whose keys `projector config --role` shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    Gateway,
-    Worker,
-    Orchestrator,
-    Datasvc,
-    /// Every role in one process.
-    Up,
-}
-
-/// Keys whose values are never shown.
-const SECRETS: &[&str] = &[
-    "database_url",
-    "metrics_token",
-    "api_key",
-    "tenant_secret",
-    "datasvc_token",
-];
-
-impl Role {
-    /// The roles that read `key`.
-    fn readers(key: &str) -> &'static [Role] {
-        use Role::*;
-        match key {
-            "log_format"
-            | "database_url"
-            | "data_dir"
-            | "max_connections"
-            | "header_timeout_seconds"
-            | "body_timeout_seconds"
-            | "request_timeout_seconds"
-            | "metrics_token" => &[Gateway, Worker, Orchestrator, Datasvc, Up],
-            "drain_seconds" => &[Gateway, Orchestrator, Datasvc],
-            "api_key" | "tenant_secret" => &[Gateway, Orchestrator, Up],
-            "max_paths" => &[Gateway, Orchestrator, Worker, Up],
-            "gateway_addr"
-            | "gateway_connections"
-            | "submissions_per_second"
-            | "submission_burst"
-            | "max_attempts" => &[Gateway, Up],
-            "gateway_url" => &[Orchestrator],
-            "orchestrator_addr"
-            | "orchestrator_connections"
-            | "report_retention_days"
-            | "public_url"
-            | "secure_cookies" => &[Orchestrator, Up],
-            "datasvc_addr" | "datasvc_token" => &[Datasvc, Worker, Up],
-            "datasvc_connections"
-            | "customers"
-            | "datasvc_allow_anonymous"
-            | "change_retention_seconds" => &[Datasvc, Up],
-            "worker_addr" | "node_id" | "cache_dir" => &[Worker],
-            "worker_connections"
-            | "datasvc_url"
-            | "workers"
-            | "lease_seconds"
-            | "steal_after_ms"
-            | "shutdown_grace_seconds"
-            | "max_running_per_tenant"
-            | "retention_hours"
-            | "catch_up_seconds"
-            | "cache_ttl_seconds"
-            | "unknown_customer_ttl_seconds"
-            | "stale_limit_seconds"
-            | "result_ttl_seconds"
-            | "datasvc_connect_timeout_ms"
-            | "datasvc_timeout_ms"
-            | "datasvc_attempts"
-            | "datasvc_backoff_ms"
-            | "datasvc_backoff_cap_ms"
-            | "datasvc_max_fetches"
-            | "datasvc_breaker_failures"
-            | "datasvc_breaker_open_ms" => &[Worker, Up],
-            _ => &[],
-        }
-    }
-}
+use super::{Loaded, key};
+use crate::role::Role;
 
 /// The keys `role` reads (every key without one), each with its value and source.
 pub fn show(loaded: &Loaded, role: Option<Role>) -> String {
     let mut lines = Vec::new();
-    for (key, value) in keys_and_values(&loaded.settings) {
-        if role.is_some_and(|role| !Role::readers(&key).contains(&role)) {
+    for (name, value) in keys_and_values(&loaded.settings) {
+        if role.is_some_and(|role| !key(&name).is_some_and(|key| key.readers.contains(&role))) {
             continue;
         }
-        let source = loaded.source_of(&key);
-        let line = match rendered(&key, &value) {
-            Some(value) => format!("{key} = {value}"),
-            None => format!("# {key} is unset"),
+        let source = loaded.source_of(&name);
+        let line = match rendered(&name, &value) {
+            Some(value) => format!("{name} = {value}"),
+            None => format!("# {name} is unset"),
         };
         lines.push((line, source));
     }
@@ -110,15 +32,15 @@ pub fn show(loaded: &Loaded, role: Option<Role>) -> String {
 }
 
 /// The value as TOML; secrets redacted; `None` when unset.
-fn rendered(key: &str, value: &Value) -> Option<String> {
+fn rendered(name: &str, value: &Value) -> Option<String> {
     let unset = value.to_empty().is_some() || value.as_array().is_some_and(<[Value]>::is_empty);
     if unset {
         return None;
     }
-    if SECRETS.contains(&key) {
+    if key(name).is_some_and(|key| key.secret) {
         return Some("\"(redacted)\"".to_string());
     }
-    if key.ends_with("_url")
+    if name.ends_with("_url")
         && let Some(url) = value.as_str()
     {
         return serde_json::to_string(&database::redact_url(url)).ok();
@@ -146,20 +68,14 @@ mod tests {
     }
 
     #[test]
-    fn every_key_has_a_reader() {
-        for (key, _) in keys_and_values(&Settings::default()) {
-            assert!(!Role::readers(&key).is_empty(), "{key} is read by no role");
-        }
-    }
-
-    #[test]
-    fn every_secret_is_a_key() {
-        let keys: Vec<String> = keys_and_values(&Settings::default())
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
-        for secret in SECRETS {
-            assert!(keys.iter().any(|key| key == secret), "{secret}");
+    fn every_key_has_a_reader_and_credentials_are_secret() {
+        for (name, _) in keys_and_values(&Settings::default()) {
+            let key = key(&name).unwrap_or_else(|| panic!("{name} is not declared"));
+            assert!(!key.readers.is_empty(), "{name} is read by no role");
+            let credential = ["_token", "_secret", "_key", "database_url"]
+                .iter()
+                .any(|ending| name.ends_with(ending));
+            assert_eq!(key.secret, credential, "{name}");
         }
     }
 }
