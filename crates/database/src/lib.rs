@@ -10,6 +10,7 @@
 
 mod backoff;
 mod integrity;
+mod kind;
 pub mod notifications;
 mod schema;
 #[cfg(feature = "testing")]
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use backoff::FailureBackoff;
 pub use integrity::{is_damage, is_full};
+pub use kind::{Classify, ErrorKind};
 pub use schema::{SchemaPolicy, Store};
 use schema::{prepare_postgres, prepare_sqlite};
 

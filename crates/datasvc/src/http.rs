@@ -53,8 +53,8 @@ pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Ro
     params(("customer_id" = String, Path, description = "The customer's id, such as C-000042")),
     responses(
         (status = 200, description = "The portfolio", body = wire::Portfolio),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The portfolio store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::NotFound,
+        service::openapi::StoreFailures,
         service::openapi::ServiceRefusals,
     ),
 )]
@@ -76,14 +76,12 @@ pub(crate) async fn portfolio(
             format!("Customer {customer_id} not found"),
         )
         .into_response(),
-        Err(error) => {
-            tracing::error!(%error, %customer_id, "portfolio query failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the portfolio store is unavailable; retry shortly",
-            )
-            .into_response()
-        }
+        Err(error) => Problem::of_store(
+            &error,
+            "portfolio store",
+            "the portfolio store is unavailable; retry shortly",
+        )
+        .into_response(),
     }
 }
 
@@ -116,7 +114,7 @@ const FEED_USAGE: &str = "send after=POSITION (0, or the position of the last ch
     responses(
         (status = 200, description = "The changes after `after`, in commit order", body = wire::ChangeFeed),
         (status = 400, description = "A parameter out of its range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The change log is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::ServiceRefusals,
     ),
 )]
@@ -149,9 +147,9 @@ pub(crate) async fn changes(
         let page = match feed::read(state.store.pool(), query.after, query.limit).await {
             Ok(page) => page,
             Err(error) => {
-                tracing::error!(%error, "change feed query failed");
-                return Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                return Problem::of_store(
+                    &error,
+                    "change log",
                     "the change log is unavailable; retry shortly",
                 )
                 .into_response();

@@ -111,6 +111,15 @@ pub enum Error {
     Query(#[from] sqlx::Error),
 }
 
+impl database::Classify for Error {
+    fn kind(&self) -> database::ErrorKind {
+        match self {
+            Error::Query(source) => source.kind(),
+            Error::Database(source) => source.kind(),
+        }
+    }
+}
+
 /// The data service's store, and the end of its change feed as last seen.
 #[derive(Clone)]
 pub struct DataStore {

@@ -11,8 +11,8 @@ use service::{Owner, Problem, respond};
 use wire::Encoding;
 
 use crate::Gateway;
+use crate::answers::{Attempt, store_problem};
 use crate::status::{not_found, to_wire};
-use crate::submit::{Attempt, store_problem};
 
 /// Cancels a queued or running job; a cancelled one answers the same again.
 #[utoipa::path(post, path = "/jobs/{job_id}/cancel", tag = "jobs",
@@ -20,9 +20,9 @@ use crate::submit::{Attempt, store_problem};
     params(("job_id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, cancelled", body = wire::JobStatus),
-        (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The job has already completed or failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::NotFound,
+        service::openapi::AlreadyEnded,
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]

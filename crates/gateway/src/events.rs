@@ -19,9 +19,9 @@ use service::Owner;
 use service::server::StreamPermit;
 
 use crate::Gateway;
+use crate::answers::{Attempt, store_problem};
 use crate::follow::{Follow, Seen, Stopped};
 use crate::status::{not_found, to_wire};
-use crate::submit::{Attempt, store_problem};
 
 /// How long a browser waits before reconnecting a broken stream.
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -36,9 +36,9 @@ const RECONNECT: Duration = Duration::from_secs(1);
     responses(
         (status = 200, description = "Events `status`, `progress` and a final `completed`, `failed` or `cancelled`, each carrying the job", body = wire::JobStatus, content_type = "text/event-stream"),
         (status = 204, description = "The client has seen the job's end"),
-        (status = 404, description = "No such job for this key", body = service::Problem, content_type = "application/problem+json"),
+        service::openapi::NotFound,
         (status = 429, description = "This key, or the gateway, has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = service::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The job store is unreachable", body = service::Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]

@@ -2,6 +2,7 @@
 //! waiting for them) and answers their status from the job store. Compatible with
 //! the original Ray Serve gateway's clients.
 
+mod answers;
 mod cancel;
 mod events;
 mod follow;

@@ -16,8 +16,8 @@ use wire::Encoding;
 use wire::{JobStatus, ProjectionResult};
 
 use crate::Gateway;
+use crate::answers::{Attempt, store_problem};
 use crate::follow::{Follow, Seen, Stopped};
-use crate::submit::{Attempt, store_problem};
 
 /// Longest `wait` a long-poll may ask for, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 60;
@@ -41,9 +41,9 @@ pub struct StatusQuery {
     responses(
         (status = 200, description = "The job", body = wire::JobStatus),
         (status = 400, description = "`wait` is not a whole number from 0 to 60", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such job for this key", body = Problem, content_type = "application/problem+json"),
+        service::openapi::NotFound,
         (status = 429, description = "A long-poll, and this key or the gateway has as many event streams and long-polls open as it allows; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The job store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]

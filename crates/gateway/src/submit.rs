@@ -5,13 +5,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobstore::{Conflict, JobStore, NewJob};
+use jobstore::{JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use service::{Owner, Problem, respond};
 use wire::{DecodeError, Encoding};
 use wire::{GenerateProjectionRequest, GenerateProjectionResponse, ProjectionParameters};
 
 use crate::Gateway;
+use crate::answers::{Attempt, store_problem};
 
 const MAX_ID_LENGTH: usize = 128;
 /// A job id in a path: every character but RFC 3986's unreserved ones is
@@ -21,8 +22,6 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-/// What a client is told to wait while the job store is unreachable.
-const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 /// Accepts a projection job: answered once the job is durable, never after
 /// waiting for it. The same `X-Idempotency-Key` (or `job_id`) with the same
@@ -37,7 +36,7 @@ const STORE_RETRY_AFTER_SECONDS: u32 = 2;
         (status = 202, description = "Queued (or replayed); `Location` names its status", body = GenerateProjectionResponse),
         (status = 422, description = "A field breaks a rule, or the id names a job with other parameters", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The key's submission rate is spent; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The job store is unreachable; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]
@@ -184,79 +183,5 @@ fn decode_problem(error: DecodeError) -> Problem {
     match error {
         DecodeError::Malformed { .. } => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
         DecodeError::WrongType { field, detail } => Problem::invalid(field, detail),
-    }
-}
-
-/// What a request was doing when the store failed: the answer says whether
-/// anything was recorded.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Attempt {
-    Submit,
-    Read,
-}
-
-/// The one mapping from a job-store error to an answer: a conflict is the
-/// caller's (422, saying which key and which job), anything else is ours (503
-/// while the store is unreachable, 500 when its data is damaged).
-pub(crate) fn store_problem(error: jobstore::Error, attempt: Attempt) -> Problem {
-    let error = match error {
-        jobstore::Error::Conflict(Conflict::JobId { job_id }) => {
-            return Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "job_id {job_id:?} is already used for a different request; use a new job_id to submit another job"
-                ),
-            );
-        }
-        jobstore::Error::Conflict(Conflict::IdempotencyKey { key, job_id }) => {
-            return Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "X-Idempotency-Key {key:?} was already used for a different request (job {job_id:?}); use a new key"
-                ),
-            );
-        }
-        other => other,
-    };
-    if error.kind() == jobstore::ErrorKind::Damaged {
-        tracing::error!(%error, "the job store is damaged: restore it from a backup");
-        return Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the job store is damaged; its operator must restore it from a backup",
-        );
-    }
-    if error.kind() == jobstore::ErrorKind::Full {
-        tracing::error!(%error, "the job store's disk is full: free space on it");
-        return Problem::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "the job store's disk is full; nothing was recorded. Its operator must free space on that disk; retry once they have",
-        );
-    }
-    tracing::error!(%error, ?attempt, "job store unavailable");
-    let detail = match attempt {
-        Attempt::Submit => "the job store is unavailable; nothing was recorded, retry shortly",
-        Attempt::Read => "the job store cannot be read right now; retry shortly",
-    };
-    Problem::unavailable(detail, STORE_RETRY_AFTER_SECONDS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_job_costs_its_path_months_plus_a_fixed_overhead() {
-        let small = ProjectionParameters {
-            paths: Some(10),
-            time_horizon_years: 1,
-            ..Default::default()
-        };
-        assert_eq!(estimated_cost_ms(&small), 5);
-        let large = ProjectionParameters {
-            paths: Some(200_000),
-            time_horizon_years: 50,
-            ..Default::default()
-        };
-        assert_eq!(estimated_cost_ms(&large), 5 + 4_000);
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 pub use any::{AnyJobStore, StoreOptions};
 pub use changes::{Changes, JobWatch};
 pub use clock::Clock;
+pub use database::{Classify, ErrorKind};
 pub use job::{
     Cancellation, Claimed, Job, JobStatus, NewJob, PARTITIONS, QueueDepth, Submitted, now_millis,
     partition_of,
@@ -89,35 +90,18 @@ pub enum Error {
     Closed,
 }
 
-impl Error {
-    /// How the HTTP layer answers: only a conflict is the caller's doing.
-    pub fn kind(&self) -> ErrorKind {
+/// How a caller answers: only a conflict, or a node id in use, is the caller's doing.
+impl Classify for Error {
+    fn kind(&self) -> ErrorKind {
         match self {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::NodeIdLive { .. } => ErrorKind::Refused,
-            Error::Unavailable(source) if database::is_damage(source) => ErrorKind::Damaged,
-            Error::Unavailable(source) if database::is_full(source) => ErrorKind::Full,
+            Error::Unavailable(source) => source.kind(),
             Error::Full(_) => ErrorKind::Full,
-            Error::Unavailable(_) | Error::Commit(_) | Error::Closed => ErrorKind::Unavailable,
-            Error::Schema(_) => ErrorKind::Misconfigured,
+            Error::Commit(_) | Error::Closed => ErrorKind::Unavailable,
+            Error::Schema(source) => source.kind(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request collides with an earlier one (4xx).
-    Conflict,
-    /// Refused for a reason the caller can change.
-    Refused,
-    /// Try again shortly (503 with `Retry-After`).
-    Unavailable,
-    /// The deployment needs an operator (a schema to migrate).
-    Misconfigured,
-    /// The store's data is damaged: an operator must restore it; retrying cannot help.
-    Damaged,
-    /// The store's disk is full: an operator must free space (507).
-    Full,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -53,9 +53,9 @@ fn encoding_of(headers: &HeaderMap) -> Encoding {
 }
 
 fn unavailable(error: crate::Error) -> Response {
-    tracing::error!(%error, "report store unavailable");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
+    Problem::of_store(
+        &error,
+        "report store",
         "the report store is unavailable; retry shortly",
     )
     .into_response()
@@ -68,7 +68,7 @@ fn unavailable(error: crate::Error) -> Response {
     responses(
         (status = 202, description = "Kept; `Location` names the report", body = wire::Report),
         (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]
@@ -113,8 +113,8 @@ pub(crate) async fn create(
     params(("id" = String, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The report, with its result once done", body = wire::Report),
-        (status = 404, description = "No such report for this key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::NotFound,
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]
@@ -157,7 +157,7 @@ pub(crate) async fn show(
     security(("tenant_key" = [])),
     responses(
         (status = 200, description = "Up to 100 reports", body = ReportList),
-        (status = 503, description = "The report store is unreachable", body = Problem, content_type = "application/problem+json"),
+        service::openapi::StoreFailures,
         service::openapi::TenantRefusals,
     ),
 )]

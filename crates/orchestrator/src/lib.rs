@@ -93,6 +93,15 @@ pub enum Error {
     Database(#[from] database::Error),
 }
 
+impl database::Classify for Error {
+    fn kind(&self) -> database::ErrorKind {
+        match self {
+            Error::Query(source) => source.kind(),
+            Error::Database(source) => source.kind(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
     pub gateway_url: String,

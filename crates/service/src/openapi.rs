@@ -29,6 +29,37 @@ pub enum TenantRefusals {
     Refused(Problem),
 }
 
+/// What an operation on a stored thing answers when it is not there for the caller.
+#[derive(utoipa::IntoResponses)]
+pub enum NotFound {
+    /// Nothing with that id for this key (another tenant's is not shown either).
+    #[response(status = 404, content_type = "application/problem+json")]
+    Missing(Problem),
+}
+
+/// What an operation answers when the thing has moved past what it asks for.
+#[derive(utoipa::IntoResponses)]
+pub enum AlreadyEnded {
+    /// It has already completed or failed.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Ended(Problem),
+}
+
+/// What every operation that reads or writes a store answers when the store
+/// fails (`Problem::of_store`): nothing was recorded.
+#[derive(utoipa::IntoResponses)]
+pub enum StoreFailures {
+    /// The store's data is damaged: its operator must restore it.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Damaged(Problem),
+    /// The store does not answer: retry after `Retry-After`.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+    /// The store's disk is full: its operator must free space.
+    #[response(status = 507, content_type = "application/problem+json")]
+    Full(Problem),
+}
+
 /// What a data-service operation may answer besides its own outcomes.
 #[derive(utoipa::IntoResponses)]
 pub enum ServiceRefusals {

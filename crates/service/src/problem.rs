@@ -3,7 +3,11 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use database::{Classify, ErrorKind};
 use serde::Serialize;
+
+/// Seconds a client waits before retrying a store that did not answer.
+pub const STORE_RETRY_AFTER_SECONDS: u32 = 2;
 
 /// An error (RFC 9457): what went wrong and, for a broken rule, the field.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -46,6 +50,41 @@ impl Problem {
         let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail);
         problem.retry_after = Some(retry_after_seconds);
         problem
+    }
+
+    /// The one answer to a store's failure, logged: damaged data is 500 and a
+    /// full disk 507 (an operator must act; retrying cannot help), a conflict
+    /// 409 and a refusal 422 (the caller's to change), anything else 503 with
+    /// `Retry-After`, whose detail `unavailable` says what it meant for this
+    /// request. `store` names the store ("job store").
+    pub fn of_store<E>(error: &E, store: &str, unavailable: &str) -> Self
+    where
+        E: Classify + std::fmt::Display,
+    {
+        match error.kind() {
+            ErrorKind::Damaged => {
+                tracing::error!(%error, "the {store} is damaged: restore it from a backup");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the {store} is damaged; its operator must restore it from a backup"),
+                )
+            }
+            ErrorKind::Full => {
+                tracing::error!(%error, "the {store}'s disk is full: free space on it");
+                Problem::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!(
+                        "the {store}'s disk is full; nothing was recorded. Its operator must free space on that disk; retry once they have"
+                    ),
+                )
+            }
+            ErrorKind::Conflict => Problem::new(StatusCode::CONFLICT, error.to_string()),
+            ErrorKind::Refused => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
+            ErrorKind::Unavailable | ErrorKind::Misconfigured => {
+                tracing::error!(%error, "{store} unavailable");
+                Problem::unavailable(unavailable, STORE_RETRY_AFTER_SECONDS)
+            }
+        }
     }
 
     /// 429 with `Retry-After`: `detail` is given the whole seconds to wait
@@ -104,5 +143,45 @@ impl IntoResponse for Problem {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_is_answered_by_its_kind() {
+        let timed_out = Problem::of_store(
+            &sqlx::Error::PoolTimedOut,
+            "job store",
+            "the job store is unavailable; retry shortly",
+        );
+        assert_eq!(timed_out.status, 503);
+        assert_eq!(timed_out.retry_after, Some(STORE_RETRY_AFTER_SECONDS));
+        assert_eq!(
+            timed_out.detail,
+            "the job store is unavailable; retry shortly"
+        );
+
+        let damaged = database::Error::Damaged {
+            store: "report store",
+            location: "reports.sqlite".into(),
+            detail: "database disk image is malformed".into(),
+        };
+        let answer = Problem::of_store(&damaged, "report store", "unused");
+        assert_eq!(answer.status, 500);
+        assert_eq!(answer.retry_after, None);
+        assert_eq!(
+            answer.detail,
+            "the report store is damaged; its operator must restore it from a backup"
+        );
+
+        let behind = database::Error::SchemaBehind {
+            store: "job store",
+            location: "jobs.sqlite".into(),
+            pending: 1,
+        };
+        assert_eq!(Problem::of_store(&behind, "job store", "retry").status, 503);
     }
 }

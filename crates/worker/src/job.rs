@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{Assumptions, Observer, ProjectionResult, Shocks};
-use jobstore::{Claimed, Failure, JobStore};
+use jobstore::{Claimed, Classify, Failure, JobStore};
 use service::trace::TraceParent;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
