@@ -6,12 +6,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use service::server::Shutdown;
-use service::{Problem, respond};
-use wire::Encoding;
+use service::{Accepts, Problem, respond};
 
 use crate::DataStore;
 use crate::access::{Access, require_credential};
@@ -61,14 +60,9 @@ pub(crate) fn routes(store: DataStore, access: Access, shutdown: Shutdown) -> Ro
 pub(crate) async fn portfolio(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
+    Accepts(encoding): Accepts,
 ) -> Response {
     metrics::counter!(service::metrics::PORTFOLIO_REQUESTS).increment(1);
-    let encoding = Encoding::of_accept(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok()),
-    );
     match load_portfolio(state.store.pool(), &customer_id).await {
         Ok(Some(portfolio)) => respond(StatusCode::OK, encoding, &portfolio),
         Ok(None) => Problem::new(
@@ -121,13 +115,8 @@ const FEED_USAGE: &str = "send after=POSITION (0, or the position of the last ch
 pub(crate) async fn changes(
     State(state): State<AppState>,
     query: Result<Query<FeedQuery>, QueryRejection>,
-    headers: HeaderMap,
+    Accepts(encoding): Accepts,
 ) -> Response {
-    let encoding = Encoding::of_accept(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok()),
-    );
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => {

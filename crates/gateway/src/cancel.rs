@@ -4,11 +4,10 @@
 //! a job that completed or failed answers 409.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use jobstore::{Cancellation, JobStatus, JobStore};
-use service::{Owner, Problem, respond};
-use wire::Encoding;
+use service::{Accepts, Owner, Problem, respond};
 
 use crate::Gateway;
 use crate::answers::{Attempt, store_problem};
@@ -30,29 +29,29 @@ pub async fn cancel_job<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,
     Path(job_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let job = match gateway.store.cancel(&owner, &job_id).await {
-        Ok(Cancellation::Cancelled(job)) => {
+    Accepts(encoding): Accepts,
+) -> Result<Response, Problem> {
+    let cancellation = gateway
+        .store
+        .cancel(&owner, &job_id)
+        .await
+        .map_err(|error| store_problem(error, Attempt::Submit))?;
+    let job = match cancellation {
+        Cancellation::Cancelled(job) => {
             metrics::counter!(service::metrics::JOBS_CANCELLED).increment(1);
             job
         }
-        Ok(Cancellation::Finished(job)) if job.status == JobStatus::Cancelled => job,
-        Ok(Cancellation::Finished(job)) => {
-            return Problem::new(
+        Cancellation::Finished(job) if job.status == JobStatus::Cancelled => job,
+        Cancellation::Finished(job) => {
+            return Err(Problem::new(
                 StatusCode::CONFLICT,
                 format!(
                     "job {job_id:?} has already {}; only a queued or running job can be cancelled",
                     job.status.as_str()
                 ),
-            )
-            .into_response();
+            ));
         }
-        Ok(Cancellation::NotFound) => return not_found(&job_id),
-        Err(error) => return store_problem(error, Attempt::Submit).into_response(),
+        Cancellation::NotFound => return Ok(not_found(&job_id)),
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok());
-    respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
+    Ok(respond(StatusCode::OK, encoding, &to_wire(&job)))
 }

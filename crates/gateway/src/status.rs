@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobstore::{Job, JobStore};
 use serde::Deserialize;
-use service::{Owner, Problem, respond};
+use service::{Accepts, Owner, Problem, respond};
 use tokio::time::Instant;
-use wire::Encoding;
 use wire::{JobStatus, ProjectionResult};
 
 use crate::Gateway;
@@ -52,7 +51,7 @@ pub async fn job_status<S: JobStore>(
     Owner(owner): Owner,
     Path(job_id): Path<String>,
     query: Result<Query<StatusQuery>, QueryRejection>,
-    headers: HeaderMap,
+    Accepts(encoding): Accepts,
 ) -> Response {
     let wait = match query {
         Ok(Query(StatusQuery { wait })) if wait.is_none_or(|wait| wait <= MAX_WAIT_SECONDS) => wait,
@@ -81,10 +80,7 @@ pub async fn job_status<S: JobStore>(
         Ok(None) => return not_found(&job_id),
         Err(response) => return response,
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok());
-    respond(StatusCode::OK, Encoding::of_accept(accept), &to_wire(&job))
+    respond(StatusCode::OK, encoding, &to_wire(&job))
 }
 
 async fn long_poll<S: JobStore>(

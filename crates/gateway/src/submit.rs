@@ -4,11 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use jobstore::{JobStore, NewJob};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use service::{Owner, Problem, respond};
-use wire::{DecodeError, Encoding};
+use service::{Accepts, Owner, Problem, respond};
 use wire::{GenerateProjectionRequest, GenerateProjectionResponse, ProjectionParameters};
 
 use crate::Gateway;
@@ -43,30 +42,15 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub async fn generate_projection<S: JobStore>(
     State(gateway): State<Gateway<S>>,
     Owner(owner): Owner,
+    Accepts(encoding): Accepts,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    match submit(&gateway, owner, &headers, &body).await {
-        Ok(response) => response,
-        Err(problem) => problem.into_response(),
-    }
-}
-
-async fn submit<S: JobStore>(
-    gateway: &Gateway<S>,
-    owner: String,
-    headers: &HeaderMap,
-    bytes: &[u8],
 ) -> Result<Response, Problem> {
     if let Some(limiter) = &gateway.submissions {
         limiter.admit(&owner)?;
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
-    let request: GenerateProjectionRequest =
-        wire::decode(Encoding::of_content_type(content_type), bytes).map_err(decode_problem)?;
-    let idempotency_key = header_text(headers, "x-idempotency-key", "X-Idempotency-Key")?;
+    let request: GenerateProjectionRequest = service::decode_body(&headers, &body)?;
+    let idempotency_key = header_text(&headers, "x-idempotency-key", "X-Idempotency-Key")?;
     let requested = request.parameters.ok_or_else(|| {
         Problem::invalid(
             "parameters",
@@ -96,7 +80,7 @@ async fn submit<S: JobStore>(
         customer_id: parameters.customer_id.clone(),
         max_attempts: gateway.limits.max_attempts,
         cost_ms: estimated_cost_ms(&parameters),
-        traceparent: Some(service::trace::of_request(headers).to_string()),
+        traceparent: Some(service::trace::of_request(&headers).to_string()),
     };
     let submitted = gateway
         .store
@@ -107,10 +91,7 @@ async fn submit<S: JobStore>(
         status: "queued".into(),
         job_id: submitted.job.id.clone(),
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok());
-    let mut response = respond(StatusCode::ACCEPTED, Encoding::of_accept(accept), &answer);
+    let mut response = respond(StatusCode::ACCEPTED, encoding, &answer);
     let location = format!(
         "/job_status/{}",
         utf8_percent_encode(&submitted.job.id, PATH_SEGMENT)
@@ -177,11 +158,4 @@ fn check_identifier(field: &str, value: &str) -> Result<(), Problem> {
         ));
     }
     Ok(())
-}
-
-fn decode_problem(error: DecodeError) -> Problem {
-    match error {
-        DecodeError::Malformed { .. } => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
-        DecodeError::WrongType { field, detail } => Problem::invalid(field, detail),
-    }
 }

@@ -3,14 +3,12 @@
 //! people (`pages`) share the state and answer `GET /reports/{id}` for a browser.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::Key;
-use service::{Owner, Problem, Tenants, respond};
-use wire::{DecodeError, Encoding};
+use service::{Accepts, Decoded, Owner, Problem, Tenants, respond};
 use wire::{ProjectionParameters, ReportList};
 
 use crate::ReportStore;
@@ -44,21 +42,12 @@ pub fn router(
         })
 }
 
-fn encoding_of(headers: &HeaderMap) -> Encoding {
-    Encoding::of_accept(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok()),
-    )
-}
-
-fn unavailable(error: crate::Error) -> Response {
+fn unavailable(error: crate::Error) -> Problem {
     Problem::of_store(
         &error,
         "report store",
         "the report store is unavailable; retry shortly",
     )
-    .into_response()
 }
 
 /// Asks for a report: kept at once, dispatched to the gateway from an outbox.
@@ -75,35 +64,20 @@ fn unavailable(error: crate::Error) -> Response {
 pub(crate) async fn create(
     State(state): State<AppState>,
     Owner(owner): Owner,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
-    let parameters: ProjectionParameters =
-        match wire::decode(Encoding::of_content_type(content_type), &bytes) {
-            Ok(parameters) => parameters,
-            Err(error @ DecodeError::Malformed { .. }) => {
-                return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response();
-            }
-            Err(DecodeError::WrongType { field, detail }) => {
-                return Problem::invalid(field, detail).into_response();
-            }
-        };
-    if let Err(error) = wire::report_parameters(&parameters, state.max_paths) {
-        return Problem::from(error).into_response();
+    Accepts(encoding): Accepts,
+    Decoded(parameters): Decoded<ProjectionParameters>,
+) -> Result<Response, Problem> {
+    wire::report_parameters(&parameters, state.max_paths)?;
+    let report = state
+        .store
+        .create(&owner, &parameters)
+        .await
+        .map_err(unavailable)?;
+    let mut response = respond(StatusCode::ACCEPTED, encoding, &report);
+    if let Ok(location) = HeaderValue::from_str(&format!("/reports/{}", report.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
     }
-    match state.store.create(&owner, &parameters).await {
-        Ok(report) => {
-            let mut response = respond(StatusCode::ACCEPTED, encoding_of(&headers), &report);
-            if let Ok(location) = HeaderValue::from_str(&format!("/reports/{}", report.id)) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
-        Err(error) => unavailable(error),
-    }
+    Ok(response)
 }
 
 /// A report: its page for a browser (which asks for HTML), its body for an
@@ -121,6 +95,7 @@ pub(crate) async fn create(
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Accepts(encoding): Accepts,
     headers: HeaderMap,
     service::Client(client): service::Client,
     viewer: Result<Viewer, Response>,
@@ -141,14 +116,14 @@ pub(crate) async fn show(
         Err(problem) => return problem.into_response(),
     };
     match state.store.get(&owner, &id).await {
-        Ok(Some(report)) => respond(StatusCode::OK, encoding_of(&headers), &report),
+        Ok(Some(report)) => respond(StatusCode::OK, encoding, &report),
         Ok(None) => Problem::new(
             StatusCode::NOT_FOUND,
             format!("no report {id:?} for this API key"),
         )
         .with_error("Report not found")
         .into_response(),
-        Err(error) => unavailable(error),
+        Err(error) => unavailable(error).into_response(),
     }
 }
 
@@ -164,14 +139,12 @@ pub(crate) async fn show(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Owner(owner): Owner,
-    headers: HeaderMap,
-) -> Response {
-    match state.store.list(&owner, LISTED).await {
-        Ok(reports) => respond(
-            StatusCode::OK,
-            encoding_of(&headers),
-            &ReportList { reports },
-        ),
-        Err(error) => unavailable(error),
-    }
+    Accepts(encoding): Accepts,
+) -> Result<Response, Problem> {
+    let reports = state
+        .store
+        .list(&owner, LISTED)
+        .await
+        .map_err(unavailable)?;
+    Ok(respond(StatusCode::OK, encoding, &ReportList { reports }))
 }

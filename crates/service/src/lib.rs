@@ -13,7 +13,7 @@ pub mod server;
 mod tenants;
 pub mod trace;
 
-pub use negotiate::respond;
+pub use negotiate::{Accepts, Decoded, decode_body, respond};
 pub use problem::Problem;
 pub use secret::{Secret, bearer, generate_key};
 pub use tenants::{API_KEY_HEADER, Client, Owner, Tenants};
