@@ -1,7 +1,7 @@
 //! The cluster: every role its own process, one PostgreSQL database of the
 //! test's own, and what a cluster must survive (a worker or a gateway killed,
-//! the database gone for ten seconds), with locality measured in data-service
-//! requests.
+//! a node stopping), with locality measured in data-service requests; the
+//! database gone and a gateway draining are in `cluster_outages.rs`.
 
 use crate::support;
 
@@ -9,107 +9,23 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::cluster::{ClusterOptions, TestCluster};
+use support::cluster::*;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn trivial_job(job_id: &str, customer: &str) -> Value {
-    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 1, "risk_profile": "balanced", "paths": 100}})
-}
-
-fn heavy_job(job_id: &str, customer: &str) -> Value {
-    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 50, "risk_profile": "balanced", "paths": 100000}})
-}
-
-fn customer(number: usize) -> String {
-    format!("C-{number:06}")
-}
-
-/// Submits every job, `concurrency` at a time, round robin over the gateways.
-async fn submit_all(gateways: &[String], jobs: Vec<Value>, concurrency: usize) {
-    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, body) in jobs.into_iter().enumerate() {
-        let gateway = gateways[index % gateways.len()].clone();
-        let permit = semaphore.clone().acquire_owned().await.unwrap();
-        tasks.spawn(async move {
-            let response = submit(&gateway, &body).await;
-            drop(permit);
-            assert_eq!(response.status(), 202, "{body}");
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-}
-
-/// Waits until `count` jobs are finished in the database.
-async fn until_finished(pool: &sqlx::PgPool, count: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let (finished,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM jobstore.jobs WHERE status IN ('completed', 'failed', 'cancelled')",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if finished >= count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{finished} of {count} jobs finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What the database holds of the cluster's jobs.
-struct Tally {
-    rows: i64,
-    /// Completed with a stored result.
-    completed: i64,
-    /// Attempts of every job together.
-    attempts: i64,
-    /// Jobs still under somebody's lease.
-    leased: i64,
-}
-
-async fn tally(pool: &sqlx::PgPool) -> Tally {
-    let (rows, completed, attempts, leased) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
-                COALESCE(SUM(attempts), 0)::BIGINT, COUNT(*) FILTER (WHERE lease_owner IS NOT NULL)
-         FROM jobstore.jobs",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    Tally {
-        rows,
-        completed,
-        attempts,
-        leased,
-    }
-}
-
-/// The node holding the job's lease, if any.
-async fn lease_owner(pool: &sqlx::PgPool, job_id: &str) -> Option<String> {
-    let owner: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = $1")
-            .bind(job_id)
-            .fetch_optional(pool)
-            .await
-            .unwrap();
-    owner.and_then(|(owner,)| owner)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_runs_every_job_once_near_its_cache_and_any_gateway_answers() {
     let mut cluster = TestCluster::start(ClusterOptions {
         gateways: 2,
         workers: 3,
-        worker_args: vec!["--lease-seconds".into(), "2".into()],
+        // Locality is measured without stealing: on a busy test machine a job
+        // may wait past the default 5 s, and a stolen job fetches its
+        // customer on a node that does not own it. Stealing is the job
+        // store's conformance suite's to test.
+        worker_args: ["--lease-seconds", "2", "--steal-after-ms", "60000"]
+            .map(String::from)
+            .to_vec(),
         orchestrator: true,
         ..ClusterOptions::default()
     })
@@ -250,128 +166,6 @@ async fn a_killed_worker_s_jobs_finish_elsewhere_once_and_a_killed_gateway_is_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_database_gone_for_ten_seconds_costs_503s_and_loses_nothing() {
-    let cluster = TestCluster::start(ClusterOptions {
-        gateways: 1,
-        workers: 1,
-        worker_args: ["--lease-seconds", "3", "--workers", "2"]
-            .map(String::from)
-            .to_vec(),
-        through_proxy: true,
-        ..ClusterOptions::default()
-    })
-    .await;
-    let gateway = cluster.gateway_url(0);
-    let heavy: Vec<String> = (0..2).map(|index| format!("before-{index}")).collect();
-    for (index, id) in heavy.iter().enumerate() {
-        assert_eq!(
-            submit(&gateway, &heavy_job(id, &customer(index + 1)))
-                .await
-                .status(),
-            202
-        );
-    }
-    let deadline = Instant::now() + WAIT;
-    while status(&gateway, &heavy[0]).await["status"] != "processing" {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
-    let proxy = cluster.proxy.as_ref().unwrap();
-    proxy.cut();
-    let outage = Instant::now();
-    let mut refused = 0;
-    while outage.elapsed() < Duration::from_secs(10) {
-        let started = Instant::now();
-        let response = submit(&gateway, &trivial_job("during", "C-000010")).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "a submission hung for {:?}",
-            started.elapsed()
-        );
-        match response.status().as_u16() {
-            503 => {
-                assert!(response.headers().contains_key("retry-after"));
-                refused += 1;
-            }
-            other => panic!("a submission during the outage answered {other}"),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(refused >= 2, "{refused} refusals");
-    let unready = client()
-        .get(format!("{gateway}/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unready.status(), 503);
-    let problem: Value = unready.json().await.unwrap();
-    assert!(
-        problem["detail"].as_str().unwrap().contains("job store"),
-        "{problem}"
-    );
-    let alive = client()
-        .get(format!("{gateway}/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alive.status(), 200, "alive while its store is away");
-    let node = cluster.worker_url("node-1");
-    let node_unready = client().get(format!("{node}/readyz")).send().await.unwrap();
-    assert_eq!(
-        node_unready.status(),
-        503,
-        "a worker node without its store"
-    );
-    let problem: Value = node_unready.json().await.unwrap();
-    assert!(
-        problem["detail"].as_str().unwrap().contains("job store"),
-        "{problem}"
-    );
-    proxy.restore();
-
-    // Everything reconnects: new work is accepted and done, and the jobs that
-    // ran through the outage kept their results until they could be stored.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = submit(&gateway, &trivial_job("after", "C-000011")).await;
-        if response.status() == 202 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the gateway did not reconnect");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let ready = client()
-        .get(format!("{gateway}/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200, "ready again once its store answers");
-    let node_ready = client().get(format!("{node}/readyz")).send().await.unwrap();
-    assert_eq!(node_ready.status(), 200, "the node is ready again too");
-    for id in heavy.iter().map(String::as_str).chain(["after"]) {
-        let job = finished(&gateway, id, WAIT).await;
-        assert_eq!(job["status"], "completed", "{job}");
-    }
-    assert_eq!(
-        status(&gateway, "during").await["error"],
-        "Job not found",
-        "a refused submission left nothing behind"
-    );
-    // The node counted its own work: both jobs that ran through the outage
-    // and the one after, each claimed and completed once.
-    let counted = scrape(&node, None).await;
-    assert_eq!(
-        sample(&counted, "projector_jobs_completed_total", &[]),
-        Some(3.0)
-    );
-    assert_eq!(
-        sample(&counted, "projector_jobs", &[("status", "queued")]),
-        Some(0.0)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_node_id_is_refused_and_an_unmigrated_database_named() {
     let cluster = TestCluster::start(ClusterOptions::default()).await;
     // The same id on another machine, with a cache of its own.
@@ -462,51 +256,4 @@ async fn a_stopping_worker_gives_its_running_job_back_at_the_end_of_its_grace() 
         "a job given back does not spend an attempt"
     );
     pool.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_draining_gateway_answers_health_with_503_and_still_serves() {
-    let cluster = TestCluster::start(ClusterOptions {
-        workers: 0,
-        ..ClusterOptions::default()
-    })
-    .await;
-    let gateway = Process::start(
-        &[
-            "gateway",
-            "--addr",
-            "127.0.0.1:0",
-            "--drain-seconds",
-            "3",
-            "--database-url",
-            &cluster.roles_database_url,
-        ],
-        cluster.directory.path(),
-        "draining-gateway.log",
-        "gateway",
-    );
-    let url = gateway.url("gateway");
-    let health = |url: String| async move {
-        client()
-            .get(format!("{url}/health"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
-    assert_eq!(health(url.clone()).await, 200);
-    gateway.terminate();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while health(url.clone()).await != 503 {
-        assert!(Instant::now() < deadline, "health never turned 503");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        submit(&url, &trivial_job("while-draining", "C-000001"))
-            .await
-            .status(),
-        202,
-        "requests are still served while draining"
-    );
-    assert!(gateway.wait_exit().success());
 }

@@ -22,15 +22,14 @@
 //! `submit --database-url postgres://…` measures `up` on PostgreSQL instead of SQLite.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use database::testing::TestDatabase;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Parser)]
 struct Args {
@@ -94,14 +93,13 @@ enum Mode {
     },
 }
 
+mod common;
 mod push;
 mod roles;
+mod up;
 
-const KEY: &str = "load-key";
-/// The data service's token, given to every role the load tool starts.
-const DATASVC_TOKEN: &str = "load-datasvc-token";
-/// The secret job owners are derived with, given to every role the load tool starts.
-const TENANT_SECRET: &str = "load-tenant-secret";
+use common::{KEY, datasvc_requests, job, post, resident_kb};
+use up::Cluster;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -148,122 +146,6 @@ async fn main() -> Result<()> {
         } => roles::measure(&args.binary, workers, jobs, probes).await,
         Mode::Push { jobs, streams } => push::measure(&args.binary, jobs, streams).await,
     }
-}
-
-struct Cluster {
-    child: Child,
-    gateway: String,
-    datasvc: String,
-    directory: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start(binary: &PathBuf, extra: &[&str]) -> Result<Cluster> {
-        let directory = tempfile::tempdir()?;
-        let mut child = Command::new(binary)
-            .args(["up", "--data-dir"])
-            .arg(directory.path())
-            .args([
-                "--gateway-addr",
-                "127.0.0.1:0",
-                "--datasvc-addr",
-                "127.0.0.1:0",
-                "--orchestrator-addr",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .env("PROJECTOR_API_KEY", KEY)
-            .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {}; build it with cargo build --release",
-                    binary.display()
-                )
-            })?;
-        let output = read_urls(&mut child)?;
-        let find = |role: &str| {
-            output
-                .iter()
-                .find(|(name, _)| name == role)
-                .map(|(_, url)| url.clone())
-                .with_context(|| format!("no {role} URL printed"))
-        };
-        Ok(Cluster {
-            gateway: find("gateway")?,
-            datasvc: find("data")?,
-            child,
-            directory,
-        })
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_urls(child: &mut Child) -> Result<Vec<(String, String)>> {
-    use std::io::{BufRead, BufReader};
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut urls = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let (Some(first), Some(last)) = (words.first(), words.last())
-            && last.starts_with("http://")
-        {
-            urls.push((first.to_string(), last.trim_end_matches("/api").to_string()));
-        }
-        if line.trim_start().starts_with("API key") {
-            return Ok(urls);
-        }
-    }
-    bail!("projector exited before printing its URLs")
-}
-
-/// Portfolio requests the data service has served, from its `/metrics`.
-async fn datasvc_requests(client: &reqwest::Client, datasvc: &str) -> Result<u64> {
-    let metrics = client
-        .get(format!("{datasvc}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("datasvc_portfolio_requests_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .context("no request counter")
-}
-
-/// The resident memory of a process, from /proc.
-fn resident_kb(pid: u32) -> Result<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))?
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
-        .context("no VmRSS")
-}
-
-fn job(id: &str, customer: u32, paths: u32, horizon: u32) -> Value {
-    json!({"job_id": id, "parameters": {"customer_id": format!("C-{customer:06}"), "time_horizon_years": horizon,
-           "risk_profile": "balanced", "paths": paths}})
-}
-
-async fn post(client: &reqwest::Client, gateway: &str, body: &Value) -> Result<u16> {
-    let response = client
-        .post(format!("{gateway}/generate_projection"))
-        .header("x-api-key", KEY)
-        .json(body)
-        .send()
-        .await?;
-    Ok(response.status().as_u16())
 }
 
 async fn submit_load(

@@ -14,8 +14,8 @@ use anyhow::{Context, Result, bail};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 
+use crate::common::{KEY, job, post, resident_kb};
 use crate::roles::{migrated_database, start};
-use crate::{KEY, job, post, resident_kb};
 
 pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
     service::server::raise_open_file_limit();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use database::testing::TestDatabase;
 
-use crate::{DATASVC_TOKEN, KEY, TENANT_SECRET, datasvc_requests, job, post, resident_kb};
+use crate::common::{DATASVC_TOKEN, KEY, TENANT_SECRET, datasvc_requests, job, post, resident_kb};
 
 /// A role process, killed when dropped.
 pub struct Role {

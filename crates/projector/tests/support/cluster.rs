@@ -7,10 +7,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use database::testing::TestDatabase;
+use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-use super::Process;
 use super::proxy::Proxy;
+use super::{Process, submit};
 
 pub struct ClusterOptions {
     pub gateways: usize,
@@ -275,4 +276,94 @@ impl TestCluster {
             .await
             .unwrap()
     }
+}
+
+pub fn trivial_job(job_id: &str, customer: &str) -> Value {
+    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 1, "risk_profile": "balanced", "paths": 100}})
+}
+
+pub fn heavy_job(job_id: &str, customer: &str) -> Value {
+    json!({"job_id": job_id, "parameters": {"customer_id": customer, "time_horizon_years": 50, "risk_profile": "balanced", "paths": 100000}})
+}
+
+pub fn customer(number: usize) -> String {
+    format!("C-{number:06}")
+}
+
+/// Submits every job, `concurrency` at a time, round robin over the gateways.
+pub async fn submit_all(gateways: &[String], jobs: Vec<Value>, concurrency: usize) {
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, body) in jobs.into_iter().enumerate() {
+        let gateway = gateways[index % gateways.len()].clone();
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        tasks.spawn(async move {
+            let response = submit(&gateway, &body).await;
+            drop(permit);
+            assert_eq!(response.status(), 202, "{body}");
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Waits until `count` jobs are finished in the database.
+pub async fn until_finished(pool: &sqlx::PgPool, count: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (finished,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM jobstore.jobs WHERE status IN ('completed', 'failed', 'cancelled')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if finished >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{finished} of {count} jobs finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the database holds of the cluster's jobs.
+pub struct Tally {
+    pub rows: i64,
+    /// Completed with a stored result.
+    pub completed: i64,
+    /// Attempts of every job together.
+    pub attempts: i64,
+    /// Jobs still under somebody's lease.
+    pub leased: i64,
+}
+
+pub async fn tally(pool: &sqlx::PgPool) -> Tally {
+    let (rows, completed, attempts, leased) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'completed' AND result IS NOT NULL),
+                COALESCE(SUM(attempts), 0)::BIGINT, COUNT(*) FILTER (WHERE lease_owner IS NOT NULL)
+         FROM jobstore.jobs",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    Tally {
+        rows,
+        completed,
+        attempts,
+        leased,
+    }
+}
+
+/// The node holding the job's lease, if any.
+pub async fn lease_owner(pool: &sqlx::PgPool, job_id: &str) -> Option<String> {
+    let owner: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT lease_owner FROM jobstore.jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+    owner.and_then(|(owner,)| owner)
 }
