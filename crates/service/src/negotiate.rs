@@ -56,11 +56,11 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let headers = request.headers().clone();
+        let encoding = content_encoding(request.headers());
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        decode_body(&headers, &bytes)
+        decode_as(encoding, &bytes)
             .map(Decoded)
             .map_err(IntoResponse::into_response)
     }
@@ -72,7 +72,17 @@ pub fn decode_body<T>(headers: &HeaderMap, body: &[u8]) -> Result<T, Problem>
 where
     T: Message + Default + DeserializeOwned,
 {
-    let encoding = Encoding::of_content_type(encoding_in(headers, header::CONTENT_TYPE));
+    decode_as(content_encoding(headers), body)
+}
+
+fn content_encoding(headers: &HeaderMap) -> Encoding {
+    Encoding::of_content_type(encoding_in(headers, header::CONTENT_TYPE))
+}
+
+fn decode_as<T>(encoding: Encoding, body: &[u8]) -> Result<T, Problem>
+where
+    T: Message + Default + DeserializeOwned,
+{
     wire::decode(encoding, body).map_err(|error| match error {
         DecodeError::Malformed { .. } => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
         DecodeError::WrongType { field, detail } => Problem::invalid(field, detail),

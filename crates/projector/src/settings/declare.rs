@@ -46,9 +46,7 @@ impl Key {
         };
         (self.configure)(arg)
     }
-}
 
-impl Key {
     /// Whether the key is where `role` listens: `gateway_addr` for the gateway.
     pub fn is_address_of(&self, role: Role) -> bool {
         self.name.strip_suffix("_addr") == Some(role.name())
