@@ -19,6 +19,34 @@ pub struct Store {
     pub postgres: &'static Migrator,
 }
 
+/// Declares the calling crate's `pub static STORE`: its name for people, its
+/// PostgreSQL schema, optionally the settings its PostgreSQL sessions need,
+/// and the migrations in the crate's `migrations/sqlite` and
+/// `migrations/postgres`.
+#[macro_export]
+macro_rules! store {
+    ($name:literal, schema $schema:literal $(, settings $settings:expr)? $(,)?) => {
+        /// The store's identity and migrations, for `projector migrate` and the schema check.
+        pub static STORE: $crate::Store = $crate::Store {
+            name: $name,
+            postgres_schema: $schema,
+            postgres_settings: $crate::store!(@settings $($settings)?),
+            sqlite: {
+                static MIGRATIONS: ::sqlx::migrate::Migrator =
+                    ::sqlx::migrate!("./migrations/sqlite");
+                &MIGRATIONS
+            },
+            postgres: {
+                static MIGRATIONS: ::sqlx::migrate::Migrator =
+                    ::sqlx::migrate!("./migrations/postgres");
+                &MIGRATIONS
+            },
+        };
+    };
+    (@settings) => { &[] };
+    (@settings $settings:expr) => { $settings };
+}
+
 /// What a role may do to a schema that is behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaPolicy {

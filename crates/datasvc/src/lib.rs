@@ -40,11 +40,11 @@ pub struct ServiceConfig {
 /// Serves the data service on `listener`, and prunes its change log, until
 /// `shutdown` stops it.
 pub async fn run(
-    store: DataStore,
     config: ServiceConfig,
-    listener: impl Into<service::server::HttpListener>,
+    store: DataStore,
+    listener: service::server::HttpListener,
     shutdown: service::server::Shutdown,
-) -> std::io::Result<()> {
+) -> Result<(), Error> {
     let pruner = tokio::spawn(prune_while_serving(
         store.clone(),
         config.change_retention,
@@ -66,7 +66,7 @@ pub async fn run(
         .with_openapi(<ApiDoc as utoipa::OpenApi>::openapi());
     let served = service::server::serve(listener, app, shutdown).await;
     pruner.abort();
-    served
+    Ok(served?)
 }
 
 /// Prunes the change log every quarter of the retention, at least once a
@@ -92,16 +92,7 @@ async fn prune_while_serving(
 pub use portfolio::load_portfolio;
 pub use seed::DEMO_CUSTOMERS;
 
-/// The data service store's identity and migrations.
-pub static STORE: database::Store = database::Store {
-    name: "data service store",
-    postgres_schema: "datasvc",
-    postgres_settings: &[],
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
-};
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+database::store!("data service store", schema "datasvc");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -109,6 +100,8 @@ pub enum Error {
     Database(#[from] database::Error),
     #[error("data service store failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("the data service's listener failed: {0}")]
+    Listener(#[from] std::io::Error),
 }
 
 impl database::Classify for Error {
@@ -116,6 +109,7 @@ impl database::Classify for Error {
         match self {
             Error::Query(source) => source.kind(),
             Error::Database(source) => source.kind(),
+            Error::Listener(_) => database::ErrorKind::Unavailable,
         }
     }
 }

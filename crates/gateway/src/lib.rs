@@ -31,7 +31,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
-use jobstore::JobStore;
+use jobstore::{AnyJobStore, JobStore};
 use rate::SubmissionLimiter;
 use service::Tenants;
 use service::server::{App, HttpListener, Limits, ReadinessCheck, Shutdown, StreamBudget};
@@ -56,6 +56,47 @@ impl Default for JobLimits {
 }
 
 pub use rate::SubmissionRate;
+
+/// How a gateway serves: whose jobs, how many of them, how fast.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub tenants: Tenants,
+    pub limits: JobLimits,
+    /// How fast each tenant may submit; `None` takes submissions as they come.
+    pub submission_rate: Option<SubmissionRate>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot move earlier jobs to their keyed owners: {0}")]
+    Adopt(#[from] jobstore::Error),
+    #[error("the gateway's listener failed: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Serves the gateway over `store` on `listener` until `shutdown` stops it,
+/// once the jobs that earlier releases recorded under plain key hashes are
+/// their tenants' again. Over the store a URL names, not generic: the
+/// handlers are compiled here once, not in every crate that starts a gateway.
+pub async fn run(
+    config: GatewayConfig,
+    store: Arc<AnyJobStore>,
+    listener: HttpListener,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let mut gateway = Gateway::new(store, config.tenants).with_job_limits(config.limits);
+    if let Some(rate) = config.submission_rate {
+        gateway = gateway.with_submission_rate(rate);
+    }
+    let moved = gateway.adopt_legacy_owners().await?;
+    if moved > 0 {
+        tracing::info!(
+            moved,
+            "jobs of earlier releases moved to their keyed owners"
+        );
+    }
+    Ok(gateway.serve(listener, shutdown).await?)
+}
 
 /// The handlers' state: cheap to clone, every field shared.
 pub struct Gateway<S> {
@@ -138,12 +179,7 @@ impl<S: JobStore> Gateway<S> {
     /// Serves on `listener` until `shutdown` stops it; ready while the job
     /// store answers. Event streams and long-polls may hold half of the
     /// listener's connections, a quarter of those one tenant's.
-    pub async fn run(
-        mut self,
-        listener: impl Into<HttpListener>,
-        shutdown: Shutdown,
-    ) -> std::io::Result<()> {
-        let listener = listener.into();
+    async fn serve(mut self, listener: HttpListener, shutdown: Shutdown) -> std::io::Result<()> {
         self.streams = StreamBudget::for_connections(listener.limits.max_connections);
         self.draining = shutdown.draining_token();
         let store = self.store.clone();

@@ -31,10 +31,9 @@ pub use job::{
 pub use postgres::PostgresJobStore;
 pub use sqlite::SqliteJobStore;
 
-/// The job store's identity and migrations, for `projector migrate` and the schema check.
-pub static STORE: database::Store = database::Store {
-    name: "job store",
-    postgres_schema: "jobstore",
+database::store!(
+    "job store",
+    schema "jobstore",
     // Every statement of the job store has an index to go by, and must use it
     // whatever the statistics say. Plans are made once per session, and the
     // first ones are made while the table is empty or before autovacuum has
@@ -42,12 +41,8 @@ pub static STORE: database::Store = database::Store {
     // matched each group of results against the whole table by a sequential
     // scan, and sorted the whole queue through a bitmap scan for every claim
     // (95 ms instead of 0.1 ms at 30,000 queued jobs).
-    postgres_settings: &[("enable_seqscan", "off"), ("enable_bitmapscan", "off")],
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
-};
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    settings &[("enable_seqscan", "off"), ("enable_bitmapscan", "off")],
+);
 
 /// Why a submission was refused: the id or key already names another request.
 /// The words for people are the HTTP layer's; this says which key and which job.
@@ -159,6 +154,21 @@ pub struct ClaimRequest<'a> {
     /// Jobs one tenant may have running across the cluster; no limit when
     /// absent. Two nodes claiming at the same instant may each take one more.
     pub max_running_per_owner: Option<u32>,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// Up to `limit` waiting jobs of any partition, whoever owns them: how a
+    /// store's tools and tests claim, with no partitions of their own.
+    pub fn any_partition(worker: &'a str, limit: u32, lease: Duration) -> Self {
+        ClaimRequest {
+            worker,
+            limit,
+            lease,
+            partitions: &[],
+            steal_after: Duration::ZERO,
+            max_running_per_owner: None,
+        }
+    }
 }
 
 /// The job store's contract, kept by every backend.

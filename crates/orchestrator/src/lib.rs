@@ -33,31 +33,57 @@ use service::server::{App, ReadinessCheck};
 pub use dispatch::Dispatcher;
 pub use gateway_client::GatewayClient;
 pub use http::router;
+pub use report::ReportStatus;
 pub use store::ReportStore;
+
+/// How the orchestrator serves: whose reports, and where it dispatches them.
+#[derive(Clone)]
+pub struct OrchestratorConfig {
+    pub dispatch: DispatchConfig,
+    pub tenants: Tenants,
+}
 
 /// Serves the orchestrator on `listener` and dispatches reports to the gateway,
 /// until `shutdown`: dispatch ends when draining starts, HTTP when it stops.
+/// Reports of earlier releases (all asked for under the first key) go to that
+/// key's tenant first.
 pub async fn run(
-    config: DispatchConfig,
-    tenants: Tenants,
+    config: OrchestratorConfig,
     store: ReportStore,
-    listener: impl Into<service::server::HttpListener>,
+    listener: service::server::HttpListener,
     shutdown: service::server::Shutdown,
-) -> std::io::Result<()> {
-    let unbuilt = |error: reqwest::Error| {
-        std::io::Error::other(format!("cannot build the gateway client: {error}"))
-    };
-    let gateway = GatewayClient::new(config.clone()).map_err(unbuilt)?;
-    let max_paths = config.max_paths;
-    let routes = router(store.clone(), tenants.clone(), gateway.clone(), &config);
-    let dispatcher = Dispatcher::new(store.clone(), tenants, config).map_err(unbuilt)?;
+) -> Result<(), Error> {
+    let OrchestratorConfig { dispatch, tenants } = config;
+    adopt_unowned_reports(&store, &tenants).await?;
+    let gateway = GatewayClient::new(dispatch.clone()).map_err(Error::GatewayClient)?;
+    let max_paths = dispatch.max_paths;
+    let routes = router(store.clone(), tenants.clone(), gateway.clone(), &dispatch);
+    let dispatcher =
+        Dispatcher::new(store.clone(), tenants, dispatch).map_err(Error::GatewayClient)?;
     let dispatching = tokio::spawn(dispatcher.run(shutdown.draining_token()));
     let app = App::new(routes, readiness(store, gateway)).with_openapi(
         service::openapi::with_max_paths(<ApiDoc as utoipa::OpenApi>::openapi(), max_paths),
     );
     let served = service::server::serve(listener, app, shutdown).await;
     let _ = dispatching.await;
-    served
+    Ok(served?)
+}
+
+async fn adopt_unowned_reports(store: &ReportStore, tenants: &Tenants) -> Result<(), Error> {
+    let Some(first) = tenants.first_owner() else {
+        return Ok(());
+    };
+    let adopted = store
+        .adopt_unowned(first)
+        .await
+        .map_err(|source| Error::Adopt(Box::new(source)))?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            "reports of earlier releases given to the first key's tenant"
+        );
+    }
+    Ok(())
 }
 
 /// Ready while the report store and the gateway answer.
@@ -74,16 +100,7 @@ fn readiness(store: ReportStore, gateway: GatewayClient) -> ReadinessCheck {
     })
 }
 
-/// The report store's identity and migrations.
-pub static STORE: database::Store = database::Store {
-    name: "report store",
-    postgres_schema: "reports",
-    postgres_settings: &[],
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
-};
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+database::store!("report store", schema "reports");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -91,6 +108,12 @@ pub enum Error {
     Query(#[from] sqlx::Error),
     #[error(transparent)]
     Database(#[from] database::Error),
+    #[error("cannot give earlier reports to the first key's tenant: {0}")]
+    Adopt(Box<Error>),
+    #[error("cannot build the gateway client: {0}")]
+    GatewayClient(reqwest::Error),
+    #[error("the orchestrator's listener failed: {0}")]
+    Listener(#[from] std::io::Error),
 }
 
 impl database::Classify for Error {
@@ -98,6 +121,9 @@ impl database::Classify for Error {
         match self {
             Error::Query(source) => source.kind(),
             Error::Database(source) => source.kind(),
+            Error::Adopt(source) => source.kind(),
+            Error::GatewayClient(_) => database::ErrorKind::Misconfigured,
+            Error::Listener(_) => database::ErrorKind::Unavailable,
         }
     }
 }

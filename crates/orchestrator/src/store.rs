@@ -287,7 +287,7 @@ impl ReportStore {
         Ok(())
     }
 
-    pub(crate) async fn update(
+    pub async fn update(
         &self,
         id: &str,
         status: ReportStatus,
@@ -310,55 +310,5 @@ impl ReportStore {
             .map(|_| ())?
         });
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parameters() -> ProjectionParameters {
-        ProjectionParameters {
-            customer_id: "C-000001".into(),
-            time_horizon_years: 5,
-            risk_profile: "balanced".into(),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn finished_reports_are_pruned_and_unowned_ones_adopted() {
-        let directory = tempfile::tempdir().unwrap();
-        let location = Location::Sqlite(directory.path().join("reports.sqlite"));
-        let store = ReportStore::open(&location, SchemaPolicy::Apply, 1)
-            .await
-            .unwrap();
-        let finished = store.create("owner-a", &parameters()).await.unwrap();
-        let running = store.create("owner-a", &parameters()).await.unwrap();
-        store
-            .update(&finished.id, ReportStatus::Completed, Some("{}"), None)
-            .await
-            .unwrap();
-        store
-            .update(&running.id, ReportStatus::Dispatched, None, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .prune_finished(Duration::from_secs(3600), 10)
-                .await
-                .unwrap(),
-            0,
-            "a report that just ended is kept"
-        );
-        assert_eq!(store.prune_finished(Duration::ZERO, 10).await.unwrap(), 1);
-        assert!(store.get("owner-a", &finished.id).await.unwrap().is_none());
-        assert!(store.get("owner-a", &running.id).await.unwrap().is_some());
-
-        let legacy = store.create("", &parameters()).await.unwrap();
-        assert!(store.get("owner-b", &legacy.id).await.unwrap().is_none());
-        assert_eq!(store.adopt_unowned("owner-b").await.unwrap(), 1);
-        assert!(store.get("owner-b", &legacy.id).await.unwrap().is_some());
-        store.close().await;
     }
 }

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use service::Secret;
+use service::generate_key;
 use wire::Report;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::role::Role;
 use crate::settings::Settings;
-use service::generate_key;
+use crate::up;
 
 const CUSTOMER: &str = "C-000042";
 const HORIZON_YEARS: u32 = 30;
@@ -21,25 +21,27 @@ pub async fn demo() -> Result<()> {
     let directory = tempfile::tempdir().context("cannot create a temporary directory")?;
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let api_key = generate_key();
-    let cluster = Cluster::start(ClusterConfig {
-        settings: Settings {
-            data_dir: directory.path().to_path_buf(),
-            gateway_addr: any_port,
-            datasvc_addr: any_port,
-            orchestrator_addr: any_port,
-            ..Settings::default()
-        },
-        api_keys: vec![Secret::new(api_key.clone())],
-        tenant_secret: Secret::new(generate_key()),
+    let process = up::start(Settings {
+        data_dir: directory.path().to_path_buf(),
+        gateway_addr: any_port,
+        datasvc_addr: any_port,
+        orchestrator_addr: any_port,
+        worker_addr: any_port,
+        api_key: vec![api_key.clone()],
+        tenant_secret: Some(generate_key()),
+        ..Settings::default()
     })
     .await?;
+    let url = |role| process.url(role).unwrap_or_default().to_string();
+    let orchestrator = url(Role::Orchestrator);
     println!(
-        "Projector demo: gateway {}, data service {}, orchestrator {}",
-        cluster.gateway_url, cluster.datasvc_url, cluster.orchestrator_url
+        "Projector demo: gateway {}, data service {}, orchestrator {orchestrator}",
+        url(Role::Gateway),
+        url(Role::Datasvc),
     );
-    let outcome = request_reports(&cluster.orchestrator_url, &api_key).await;
-    cluster.stop().await;
-    outcome
+    let outcome = request_reports(&orchestrator, &api_key).await;
+    let stopped = process.stop().await;
+    outcome.and(stopped)
 }
 
 async fn request_reports(orchestrator: &str, api_key: &str) -> Result<()> {

@@ -1,12 +1,12 @@
 //! The `projector` binary: one subcommand per role.
 
-mod cluster;
 mod demo;
 mod flags;
 mod listen;
+mod migrate;
 mod portfolio;
+mod process;
 mod role;
-mod roles;
 mod settings;
 mod signals;
 mod simulate;
@@ -98,12 +98,12 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Up(flags) => serve(&cli, flags, "info", up::up),
         Command::Demo => serve(&cli, &NoFlags {}, "warn", |_| demo::demo()),
-        Command::Gateway(flags) => serve(&cli, flags, "info", roles::gateway),
-        Command::Worker(flags) => serve(&cli, flags, "info", roles::worker),
-        Command::Orchestrator(flags) => serve(&cli, flags, "info", roles::orchestrator),
-        Command::Datasvc(flags) => serve(&cli, flags, "info", roles::datasvc),
+        Command::Gateway(flags) => serve_role(&cli, flags, Role::Gateway),
+        Command::Worker(flags) => serve_role(&cli, flags, Role::Worker),
+        Command::Orchestrator(flags) => serve_role(&cli, flags, Role::Orchestrator),
+        Command::Datasvc(flags) => serve_role(&cli, flags, Role::Datasvc),
         Command::Migrate(flags) => serve(&cli, flags, "warn", |settings| {
-            roles::migrate(settings, flags.store)
+            migrate::migrate(settings, flags.store)
         }),
         Command::Config { role } => show_config(&cli, *role),
     };
@@ -156,6 +156,11 @@ fn show_config(cli: &Cli, role: Option<Role>) -> anyhow::Result<()> {
     }
     std::io::stdout().write_all(shown.as_bytes())?;
     Ok(())
+}
+
+/// Runs one role in this process until the first signal.
+fn serve_role(cli: &Cli, flags: &impl Serialize, role: Role) -> anyhow::Result<()> {
+    serve(cli, flags, "info", |settings| process::run(role, settings))
 }
 
 /// Runs a service command with its settings, on a multi-threaded runtime,

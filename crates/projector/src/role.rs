@@ -1,5 +1,7 @@
 //! The roles a process can take.
 
+use crate::settings::Settings;
+
 /// A role: its command starts it, its settings are the keys it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -21,5 +23,28 @@ impl Role {
             Role::Datasvc => "datasvc",
             Role::Up => "up",
         }
+    }
+
+    /// The roles a process of this role runs, in the order they start: each
+    /// after the ones it calls. `up` starts a data service unless
+    /// `datasvc_url` names one elsewhere.
+    pub fn members(self, settings: &Settings) -> Vec<Role> {
+        match self {
+            Role::Up => {
+                let data_service = settings.datasvc_url.is_none().then_some(Role::Datasvc);
+                data_service
+                    .into_iter()
+                    .chain([Role::Gateway, Role::Orchestrator, Role::Worker])
+                    .collect()
+            }
+            alone => vec![alone],
+        }
+    }
+
+    /// A process of this role that stops keeps answering 503 for
+    /// `drain_seconds` first, so that load balancers stop sending to it. A
+    /// worker's drain lasts as long as its running jobs instead.
+    pub fn waits_for_balancers(self) -> bool {
+        matches!(self, Role::Gateway | Role::Orchestrator | Role::Datasvc)
     }
 }

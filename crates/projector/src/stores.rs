@@ -1,12 +1,16 @@
-//! Where each role keeps its store, and the parts the roles are built from.
+//! Where each role keeps its store, and the stores a process opens for its roles.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use cache::{Lifetimes, PortfolioCache};
 use database::{Location, SchemaPolicy};
-use jobstore::{AnyJobStore, StoreOptions};
+use datasvc::DataStore;
+use jobstore::{AnyJobStore, JobStore, StoreOptions};
+use orchestrator::ReportStore;
+
+use crate::role::Role;
+use crate::settings::Settings;
 
 /// Creates `directory` (and its missing parents) readable by this user only.
 /// Files are private by the process's umask ([`private_files`]).
@@ -68,36 +72,104 @@ pub async fn open_job_store(
         .with_context(|| format!("cannot open the job store at {location}"))
 }
 
-/// Opening may wait for a lock and move a damaged directory aside: blocking
-/// work, kept off the async runtime's threads.
-pub async fn open_cache(directory: PathBuf, lifetimes: Lifetimes) -> Result<Arc<PortfolioCache>> {
-    tokio::task::spawn_blocking(move || {
-        if let Some(parent) = directory.parent() {
-            create_dir(parent)?;
-        }
-        PortfolioCache::open_with(&directory, lifetimes).context("cannot open the worker cache")
-    })
+pub async fn open_report_store(
+    location: &Location,
+    policy: SchemaPolicy,
+    connections: u32,
+) -> Result<ReportStore> {
+    ReportStore::open(location, policy, connections)
+        .await
+        .with_context(|| format!("cannot open the report store at {location}"))
+}
+
+pub async fn open_data_store(
+    location: &Location,
+    policy: SchemaPolicy,
+    settings: &Settings,
+) -> Result<DataStore> {
+    DataStore::open(
+        location,
+        policy,
+        settings.customers,
+        settings.datasvc_connections,
+    )
     .await
-    .context("the cache opener stopped unexpectedly")?
-    .map(Arc::new)
+    .with_context(|| format!("cannot open the data service store at {location}"))
 }
 
-/// The engine's threads, below the HTTP and job-store threads in priority so
-/// that intake stays fast while every core runs projections.
-pub fn engine_pool() -> Result<Arc<rayon::ThreadPool>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .thread_name(|index| format!("engine-{index}"))
-        .start_handler(|_| lower_thread_priority())
-        .build()
-        .context("cannot start the engine threads")?;
-    Ok(Arc::new(pool))
+/// The stores of a process's roles, each opened once: a gateway and a worker
+/// in one process share one job store, with the connections of both.
+pub struct Stores {
+    jobs: Option<AnyJobStore>,
+    reports: Option<ReportStore>,
+    data: Option<DataStore>,
 }
 
-fn lower_thread_priority() {
-    const ENGINE_NICENESS: libc::c_int = 10;
-    // SAFETY: setpriority only reads its arguments; `who = 0` is the calling thread on Linux.
-    let changed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ENGINE_NICENESS) };
-    if changed != 0 {
-        tracing::debug!("engine thread priority left unchanged");
+impl Stores {
+    pub async fn open(roles: &[Role], settings: &Settings, policy: SchemaPolicy) -> Result<Stores> {
+        let job_connections: u32 = roles
+            .iter()
+            .map(|role| match role {
+                Role::Gateway => settings.gateway_connections,
+                Role::Worker => settings.worker_connections,
+                _ => 0,
+            })
+            .sum();
+        let jobs = match job_connections {
+            0 => None,
+            connections => {
+                let location = settings.location(JOBS_FILE)?;
+                Some(open_job_store(&location, policy, connections).await?)
+            }
+        };
+        let reports = match roles.contains(&Role::Orchestrator) {
+            false => None,
+            true => {
+                let location = settings.location(REPORTS_FILE)?;
+                let connections = settings.orchestrator_connections;
+                Some(open_report_store(&location, policy, connections).await?)
+            }
+        };
+        let data = match roles.contains(&Role::Datasvc) {
+            false => None,
+            true => {
+                let location = settings.location(DATA_FILE)?;
+                Some(open_data_store(&location, policy, settings).await?)
+            }
+        };
+        Ok(Stores {
+            jobs,
+            reports,
+            data,
+        })
+    }
+
+    pub fn jobs(&self) -> Result<Arc<AnyJobStore>> {
+        let jobs = self.jobs.clone().context(NOT_OPENED)?;
+        Ok(Arc::new(jobs))
+    }
+
+    pub fn reports(&self) -> Result<ReportStore> {
+        self.reports.clone().context(NOT_OPENED)
+    }
+
+    pub fn data(&self) -> Result<DataStore> {
+        self.data.clone().context(NOT_OPENED)
+    }
+
+    /// Closes every store, after the roles that use them have stopped.
+    pub async fn close(self) {
+        if let Some(reports) = self.reports {
+            reports.close().await;
+        }
+        if let Some(data) = self.data {
+            data.close().await;
+        }
+        if let Some(jobs) = self.jobs {
+            jobs.close().await;
+        }
     }
 }
+
+const NOT_OPENED: &str =
+    "a role started without the store it uses: this is a defect, please report it";

@@ -3,55 +3,59 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use service::Secret;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::process::Process;
+use crate::role::Role;
 use crate::settings::Settings;
 use crate::signals::Signals;
 use crate::stores::{create_data_dir, create_dir};
 
-pub async fn up(settings: Settings) -> Result<()> {
+/// The worker node of a one-machine deployment.
+const NODE_ID: &str = "node-1";
+
+pub async fn up(mut settings: Settings) -> Result<()> {
     let signals = Signals::install()?;
     create_data_dir(&settings.data_dir)?;
-    let mut api_keys = settings.api_keys();
     // A key is a secret: it is shown only on the start that generated it.
-    let shown_key = if api_keys.is_empty() {
+    let shown_key = if settings.api_keys().is_empty() {
         let kept = kept_secret(&settings.data_dir, "api-key", "API key")?;
         let shown = if kept.generated {
             kept.value.clone()
         } else {
             format!("kept in {} (not shown)", kept.path.display())
         };
-        api_keys.push(Secret::new(kept.value));
+        settings.api_key = vec![kept.value];
         shown
     } else {
         "given as api_key (not shown)".to_string()
     };
-    let tenant_secret = match settings.tenant_secret() {
-        Some(secret) => secret,
-        None => {
-            let kept = kept_secret(&settings.data_dir, "tenant-secret", "tenant secret")?;
-            Secret::new(kept.value)
-        }
-    };
+    if settings.tenant_secret().is_none() {
+        let kept = kept_secret(&settings.data_dir, "tenant-secret", "tenant secret")?;
+        settings.tenant_secret = Some(kept.value);
+    }
     let data_dir = settings.data_dir.clone();
-    let mut cluster = Cluster::start(ClusterConfig {
-        settings,
-        api_keys,
-        tenant_secret,
-    })
-    .await?;
+    let process = start(settings).await?;
     println!("projector is up (data in {})", data_dir.display());
-    println!("  gateway       {}", cluster.gateway_url);
-    println!("  data service  {}/api", cluster.datasvc_url);
-    println!("  orchestrator  {}", cluster.orchestrator_url);
+    for started in &process.started {
+        println!("  {}", started.line);
+    }
     println!("  API key       {shown_key}");
-    let outcome = tokio::select! {
-        () = signals.first() => Ok(()),
-        failed = cluster.worker_failed() => failed,
+    process.until_signal(signals).await
+}
+
+/// Every role in one process: one worker node, whose cache is in the data
+/// directory, and a data service (unless `datasvc_url` names one) whose token
+/// is generated when none is given, since its only caller is in this process.
+pub async fn start(settings: Settings) -> Result<Process> {
+    let generated_token = (settings.datasvc_url.is_none() && settings.datasvc_token().is_none())
+        .then(service::generate_key);
+    let settings = Settings {
+        node_id: NODE_ID.to_string(),
+        cache_dir: None,
+        datasvc_token: generated_token.or(settings.datasvc_token.clone()),
+        ..settings
     };
-    cluster.stop().await;
-    outcome
+    Process::start(Role::Up, settings).await
 }
 
 /// A secret generated on first start and kept in the data directory.

@@ -140,7 +140,7 @@ async fn a_draining_gateway_answers_health_with_503_and_still_serves() {
         ..ClusterOptions::default()
     })
     .await;
-    let gateway = Process::start(
+    let gateway = support::start(
         &[
             "gateway",
             "--addr",

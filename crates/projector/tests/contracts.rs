@@ -57,14 +57,8 @@ async fn the_original_rails_exchange_and_the_data_client() {
 
     // The original Python worker's data client.
     let datasvc = projector.url("data");
-    let portfolio: Value = client()
-        .get(format!("{datasvc}/api/customers/C-000042/portfolio"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let portfolio =
+        json_of(client().get(format!("{datasvc}/api/customers/C-000042/portfolio"))).await;
     assert_eq!(portfolio["customer_id"], "C-000042");
     assert!(portfolio["assets"][0]["market_value"].as_f64().unwrap() > 0.0);
     projector.stop();

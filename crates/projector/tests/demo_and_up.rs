@@ -36,14 +36,7 @@ fn printed_key(data_dir: &std::path::Path, key: Option<&str>) -> String {
     command.env_remove("PROJECTOR_TENANT_SECRET");
     let mut child = command
         .args(["up", "--data-dir", data_dir.to_str().unwrap()])
-        .args([
-            "--gateway-addr",
-            "127.0.0.1:0",
-            "--datasvc-addr",
-            "127.0.0.1:0",
-            "--orchestrator-addr",
-            "127.0.0.1:0",
-        ])
+        .args(testkit::FREE_PORTS)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -103,7 +103,7 @@ async fn data_files_are_readable_by_their_user_only() {
     std::fs::create_dir(&logs).unwrap();
     let mut command = support::projector(&support::up_args(&data_dir, &[]));
     command.current_dir(scratch.path());
-    let cluster = support::Process::launch(command, &logs, "up.log", "API key");
+    let cluster = support::launch(command, &logs, "up.log", "API key");
     let accepted = support::submit(
         &cluster.url("gateway"),
         &support::job_body("private", "C-000001"),
@@ -129,7 +129,7 @@ async fn data_files_are_readable_by_their_user_only() {
     let shared = scratch.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let _cluster = support::Process::launch(
+    let _cluster = support::launch(
         support::projector(&support::up_args(&shared, &[])),
         &logs,
         "shared.log",

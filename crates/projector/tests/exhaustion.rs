@@ -102,11 +102,7 @@ async fn event_streams_at_the_connection_cap_leave_room_for_health_and_other_ten
         match response.status().as_u16() {
             200 => open.push(support::event_stream(response)),
             429 => {
-                let retry_after: u64 = response.headers()["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let retry_after = testkit::retry_after(&response);
                 assert!(retry_after >= 1);
                 let problem: Value = response.json().await.unwrap();
                 assert_eq!(problem["status"], 429);

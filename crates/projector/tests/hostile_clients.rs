@@ -268,7 +268,7 @@ async fn a_data_service_without_a_token_refuses_to_start_unless_anonymous_caller
         "{stderr}"
     );
 
-    let process = Process::start(
+    let process = support::start(
         &[
             "datasvc",
             "--addr",
@@ -367,11 +367,7 @@ async fn a_tenant_over_its_submission_rate_gets_429_while_others_are_served() {
     }
     let limited = submit(&gateway, &job_body("burst-3", "C-000001")).await;
     assert_eq!(limited.status(), 429);
-    let retry_after: u64 = limited.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = testkit::retry_after(&limited);
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let problem: Value = limited.json().await.unwrap();
     assert_eq!(problem["status"], 429);

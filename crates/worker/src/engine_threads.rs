@@ -1,7 +1,28 @@
 //! The engine's own threads: projections run on a rayon pool apart from the
 //! node's async runtime, and a panic in one fails that job only.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
+
+/// The engine's threads, below the HTTP and job-store threads in priority so
+/// that intake stays fast while every core runs projections.
+pub(crate) fn engine_pool() -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("engine-{index}"))
+        .start_handler(|_| lower_thread_priority())
+        .build()?;
+    Ok(Arc::new(pool))
+}
+
+fn lower_thread_priority() {
+    const ENGINE_NICENESS: libc::c_int = 10;
+    // SAFETY: setpriority only reads its arguments; `who = 0` is the calling thread on Linux.
+    let changed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ENGINE_NICENESS) };
+    if changed != 0 {
+        tracing::debug!("engine thread priority left unchanged");
+    }
+}
 
 #[derive(Debug, PartialEq)]
 pub(crate) enum EngineFault {

@@ -13,22 +13,124 @@ mod node;
 mod placement;
 mod reuse;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache::PortfolioCache;
+use cache::{Lifetimes, PortfolioCache};
+use jobstore::{AnyJobStore, JobStore};
+use service::server::{HttpListener, Shutdown};
 
 pub use client::{ClientConfig, DataClient, FetchError};
-pub use node::run;
 pub use placement::owned_partitions;
 
-/// Serves the node's `/healthz`, `/readyz` and `/metrics` on `listener` until
-/// `shutdown` stops it: ready while its job store and the data service answer.
-pub async fn serve_operations<S: jobstore::JobStore>(
+/// Everything a worker node is made from.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub node: NodeConfig,
+    /// The node's own LevelDB cache of portfolios and results.
+    pub cache_dir: PathBuf,
+    pub cache_lifetimes: Lifetimes,
+    /// The data service the node reads portfolios and their changes from.
+    pub data_service: ClientConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the worker cache: {0}")]
+    Cache(#[from] cache::Error),
+    #[error("cannot build the data-service client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot start the engine threads: {0}")]
+    EngineThreads(#[from] rayon::ThreadPoolBuildError),
+    #[error(transparent)]
+    Store(#[from] jobstore::Error),
+    #[error("the worker's health and metrics listener failed: {0}")]
+    Listener(#[from] std::io::Error),
+    #[error("the worker node stopped unexpectedly: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+}
+
+/// Runs a worker node over `store` until `shutdown`: it claims and runs jobs
+/// until draining starts (its running jobs are work the process waits for),
+/// and serves its `/healthz`, `/readyz` and `/metrics` on `listener` until
+/// the process stops, or until the node fails. Over the store a URL names,
+/// not generic: the node is compiled here once.
+pub async fn run(
+    config: WorkerConfig,
+    store: Arc<AnyJobStore>,
+    listener: HttpListener,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    if config.data_service.token.is_none() {
+        tracing::warn!(
+            "no data-service token (PROJECTOR_DATASVC_TOKEN): portfolios are fetched without credentials, which only a data service that allows anonymous callers answers"
+        );
+    }
+    let cache = open_cache(config.cache_dir, config.cache_lifetimes).await?;
+    let outcome = serve_node(
+        Node {
+            config: config.node,
+            store,
+            cache: cache.clone(),
+            client: DataClient::new(config.data_service)?,
+            engine_pool: engine_threads::engine_pool()?,
+        },
+        listener,
+        shutdown,
+    )
+    .await;
+    if let Err(error) = cache.close().await {
+        tracing::warn!(%error, "cache did not close cleanly; it will be checked on the next start");
+    }
+    outcome
+}
+
+async fn serve_node<S: JobStore>(
+    node: Node<S>,
+    listener: HttpListener,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    // Its own stop, so that a node that fails closes its listener at once.
+    let operations_shutdown = shutdown.child();
+    let operations = tokio::spawn(serve_operations(
+        node.store.clone(),
+        node.client.clone(),
+        listener,
+        operations_shutdown.clone(),
+    ));
+    let ran = shutdown
+        .track(node::run(node, shutdown.draining_token()))
+        .await;
+    if matches!(ran, Ok(Ok(()))) {
+        // Readiness answers 503 until the whole process stops.
+        shutdown.stopping().await;
+    }
+    operations_shutdown.stop();
+    let served = operations.await;
+    ran??;
+    Ok(served??)
+}
+
+/// Opening may wait for a lock and move a damaged directory aside: blocking
+/// work, kept off the async runtime's threads.
+async fn open_cache(
+    directory: PathBuf,
+    lifetimes: Lifetimes,
+) -> Result<Arc<PortfolioCache>, Error> {
+    let opened =
+        tokio::task::spawn_blocking(move || PortfolioCache::open_with(&directory, lifetimes))
+            .await?;
+    Ok(Arc::new(opened?))
+}
+
+/// Serves the node's operations on `listener` until `shutdown` stops it:
+/// ready while its job store and the data service answer.
+async fn serve_operations<S: JobStore>(
     store: Arc<S>,
     client: DataClient,
-    listener: impl Into<service::server::HttpListener>,
-    shutdown: service::server::Shutdown,
+    listener: HttpListener,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let checked = store.clone();
     let readiness: service::server::ReadinessCheck = Arc::new(move || {
@@ -52,8 +154,9 @@ pub async fn serve_operations<S: jobstore::JobStore>(
     service::server::serve(listener, app, shutdown).await
 }
 
+/// How a node claims, leases and keeps jobs.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct NodeConfig {
     /// Names the node in leases, the node registry and logs; unique among live nodes.
     pub node_id: String,
     /// Jobs run at once on this node.
@@ -86,9 +189,9 @@ pub struct WorkerConfig {
     pub reclaim_node_id: bool,
 }
 
-impl Default for WorkerConfig {
+impl Default for NodeConfig {
     fn default() -> Self {
-        WorkerConfig {
+        NodeConfig {
             node_id: "node-1".into(),
             actors: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
             lease: Duration::from_secs(15),
@@ -107,11 +210,11 @@ impl Default for WorkerConfig {
 }
 
 /// What a node works with, shared by its actors.
-pub struct Node<S> {
-    pub config: WorkerConfig,
-    pub store: Arc<S>,
-    pub cache: Arc<PortfolioCache>,
-    pub client: DataClient,
+pub(crate) struct Node<S> {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Arc<S>,
+    pub(crate) cache: Arc<PortfolioCache>,
+    pub(crate) client: DataClient,
     /// The engine's threads: heavy computation never runs on the async runtime.
-    pub engine_pool: Arc<rayon::ThreadPool>,
+    pub(crate) engine_pool: Arc<rayon::ThreadPool>,
 }

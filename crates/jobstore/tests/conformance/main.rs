@@ -63,14 +63,7 @@ fn start_clock() -> Clock {
 /// Claims any queued job, whatever its partition.
 async fn claim(store: &AnyJobStore, worker: &str, limit: u32, lease: Duration) -> Vec<Claimed> {
     store
-        .claim(ClaimRequest {
-            worker,
-            limit,
-            lease,
-            partitions: &[],
-            steal_after: Duration::ZERO,
-            max_running_per_owner: None,
-        })
+        .claim(ClaimRequest::any_partition(worker, limit, lease))
         .await
         .unwrap()
 }

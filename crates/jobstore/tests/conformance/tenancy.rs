@@ -19,12 +19,8 @@ fn job_of(owner: &str, id: &str, cost_ms: u32) -> NewJob {
 
 fn any_partition(limit: u32, max_running_per_owner: Option<u32>) -> ClaimRequest<'static> {
     ClaimRequest {
-        worker: "node-a",
-        limit,
-        lease: LEASE,
-        partitions: &[],
-        steal_after: Duration::ZERO,
         max_running_per_owner,
+        ..ClaimRequest::any_partition("node-a", limit, LEASE)
     }
 }
 

@@ -11,11 +11,7 @@ use crate::Error;
 impl ReportStore {
     /// Records a new session of `owner` lasting `lifetime`; returns its id, a
     /// random value the session cookie carries.
-    pub(crate) async fn start_session(
-        &self,
-        owner: &str,
-        lifetime: Duration,
-    ) -> Result<String, Error> {
+    pub async fn start_session(&self, owner: &str, lifetime: Duration) -> Result<String, Error> {
         let id = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -41,7 +37,7 @@ impl ReportStore {
 
     /// The owner of session `id` while it lasts; `None` once it expired or
     /// was ended.
-    pub(crate) async fn session_owner(&self, id: &str) -> Result<Option<String>, Error> {
+    pub async fn session_owner(&self, id: &str) -> Result<Option<String>, Error> {
         let owner: Option<(String,)> = on_pool!(&self.pool, pool => {
             sqlx::query_as("SELECT owner FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(id)
@@ -53,7 +49,7 @@ impl ReportStore {
     }
 
     /// Ends session `id`: its cookie signs nobody in from now on.
-    pub(crate) async fn end_session(&self, id: &str) -> Result<(), Error> {
+    pub async fn end_session(&self, id: &str) -> Result<(), Error> {
         on_pool!(&self.pool, pool => {
             sqlx::query("DELETE FROM sessions WHERE id = $1")
                 .bind(id)
@@ -65,7 +61,7 @@ impl ReportStore {
     }
 
     /// Deletes expired sessions; returns how many.
-    pub(crate) async fn prune_sessions(&self) -> Result<u64, Error> {
+    pub async fn prune_sessions(&self) -> Result<u64, Error> {
         let deleted = on_pool!(&self.pool, pool => {
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(now_millis())
@@ -74,59 +70,5 @@ impl ReportStore {
                 .rows_affected()
         });
         Ok(deleted)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use database::{Location, SchemaPolicy};
-
-    async fn sessions_last_until_ended_or_expired(store: ReportStore) {
-        let id = store
-            .start_session("owner-a", Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.session_owner(&id).await.unwrap().as_deref(),
-            Some("owner-a")
-        );
-        assert_eq!(store.session_owner("made-up").await.unwrap(), None);
-        let other = store
-            .start_session("owner-a", Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_ne!(id, other, "every sign-in is a session of its own");
-        store.end_session(&id).await.unwrap();
-        assert_eq!(store.session_owner(&id).await.unwrap(), None);
-        assert!(store.session_owner(&other).await.unwrap().is_some());
-        let expired = store
-            .start_session("owner-a", Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!(store.session_owner(&expired).await.unwrap(), None);
-        assert_eq!(store.prune_sessions().await.unwrap(), 1);
-        assert!(store.session_owner(&other).await.unwrap().is_some());
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn on_sqlite() {
-        let directory = tempfile::tempdir().unwrap();
-        let location = Location::Sqlite(directory.path().join("reports.sqlite"));
-        let store = ReportStore::open(&location, SchemaPolicy::Apply, 1)
-            .await
-            .unwrap();
-        sessions_last_until_ended_or_expired(store).await;
-    }
-
-    #[tokio::test]
-    async fn on_postgres() {
-        let database = database::testing::TestDatabase::create().await;
-        let location = Location::parse(database.url()).unwrap();
-        let store = ReportStore::open(&location, SchemaPolicy::Apply, 2)
-            .await
-            .unwrap();
-        sessions_last_until_ended_or_expired(store).await;
     }
 }

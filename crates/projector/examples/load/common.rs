@@ -1,16 +1,9 @@
-//! What every measurement shares: the credentials the load tool gives the roles
-//! it starts, a job's body, a submission, and what it reads of a process.
+//! What every measurement shares: a job's body, a submission, and what it
+//! reads of a process.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-
-pub const KEY: &str = "load-key";
-
-/// The data service's token, given to every role the load tool starts.
-pub const DATASVC_TOKEN: &str = "load-datasvc-token";
-
-/// The secret job owners are derived with, given to every role the load tool starts.
-pub const TENANT_SECRET: &str = "load-tenant-secret";
+use testkit::KEY;
 
 /// Portfolio requests the data service has served, from its `/metrics`.
 pub async fn datasvc_requests(client: &reqwest::Client, datasvc: &str) -> Result<u64> {

@@ -98,7 +98,8 @@ mod push;
 mod roles;
 mod up;
 
-use common::{KEY, datasvc_requests, job, post, resident_kb};
+use common::{datasvc_requests, job, post, resident_kb};
+use testkit::KEY;
 use up::Cluster;
 
 #[tokio::main]
@@ -233,7 +234,7 @@ async fn startup(binary: &PathBuf) -> Result<()> {
         bail!("the first job was answered {status}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_kb = resident_kb(cluster.child.id())?;
+    let rss_kb = resident_kb(cluster.process.child.id())?;
     println!(
         "cold start to first accepted job: {:.0} ms; resident memory when idle: {:.1} MB",
         first_job.as_secs_f64() * 1000.0,

@@ -11,10 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
+use testkit::{EventStream, JobEvent, KEY};
 
-use crate::common::{KEY, job, post, resident_kb};
+use crate::common::{job, post, resident_kb};
 use crate::roles::{migrated_database, start};
 
 pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
@@ -50,14 +49,14 @@ pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
         let id = format!("p-{index}");
         let mut events = open_events(&client, &b, &id).await?;
         let first = next_event(&mut events).await?;
-        if first.event != "status" {
+        if first.name != "status" {
             bail!("the first event of {id} was {first:?}");
         }
         let sent = Instant::now();
         cancel(&client, &a, &id).await?;
         let pushed = next_event(&mut events).await?;
         stream_latencies.push(sent.elapsed());
-        if pushed.event != "cancelled" {
+        if pushed.name != "cancelled" {
             bail!("{id} was pushed {pushed:?}");
         }
     }
@@ -82,7 +81,7 @@ pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
     }
     report("long-poll", &mut poll_latencies);
 
-    let before = resident_kb(watching.child.id())?;
+    let before = resident_kb(watching.process.child.id())?;
     let mut open = Vec::with_capacity(streams);
     for index in 2 * jobs..total {
         let mut events = open_events(&client, &b, &format!("p-{index}")).await?;
@@ -90,7 +89,7 @@ pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
         open.push(events);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = resident_kb(watching.child.id())?;
+    let after = resident_kb(watching.process.child.id())?;
     println!(
         "{streams} open event streams on one gateway: resident memory {:.1} MB before, {:.1} MB after, {:.1} MB for the streams ({:.1} KB each)",
         before as f64 / 1024.0,
@@ -102,35 +101,17 @@ pub async fn measure(binary: &Path, jobs: usize, streams: usize) -> Result<()> {
     Ok(())
 }
 
-type Events = std::pin::Pin<
-    Box<
-        dyn futures_util::Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
-
-async fn open_events(client: &reqwest::Client, gateway: &str, id: &str) -> Result<Events> {
+async fn open_events(client: &reqwest::Client, gateway: &str, id: &str) -> Result<EventStream> {
     let response = client
         .get(format!("{gateway}/jobs/{id}/events"))
         .header("x-api-key", KEY)
         .send()
         .await?;
-    if response.status() != 200 {
-        bail!("the event stream of {id} answered {}", response.status());
-    }
-    Ok(Box::pin(response.bytes_stream().eventsource()))
+    EventStream::of(response)
 }
 
-async fn next_event(events: &mut Events) -> Result<eventsource_stream::Event> {
-    tokio::time::timeout(Duration::from_secs(30), events.next())
-        .await
-        .context("no event within 30 s")?
-        .context("the stream ended")?
-        .context("a malformed event stream")
+async fn next_event(events: &mut EventStream) -> Result<JobEvent> {
+    events.next().await?.context("the stream ended")
 }
 
 async fn cancel(client: &reqwest::Client, gateway: &str, id: &str) -> Result<()> {

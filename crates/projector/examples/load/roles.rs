@@ -1,58 +1,38 @@
 //! `load cluster`: every role its own process on a fresh PostgreSQL database.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use database::testing::TestDatabase;
+use testkit::{KEY, Process};
 
-use crate::common::{DATASVC_TOKEN, KEY, TENANT_SECRET, datasvc_requests, job, post, resident_kb};
+use crate::common::{datasvc_requests, job, post, resident_kb};
 
 /// A role process, killed when dropped.
 pub struct Role {
     name: String,
-    pub child: Child,
+    pub process: Process,
     pub url: Option<String>,
 }
 
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Starts `binary ARGS` as the role `name`, with the load tool's keys, once
+/// it has printed the line with its URL.
 pub fn start(binary: &Path, name: &str, args: &[&str]) -> Result<Role> {
-    let mut child = Command::new(binary)
-        .args(args)
-        .env("PROJECTOR_API_KEY", KEY)
-        .env("PROJECTOR_DATASVC_TOKEN", DATASVC_TOKEN)
-        .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
-        // The load tool measures the intake itself, not the tenant's limit.
-        .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
-        // Worker nodes answer health and metrics on a free port each.
-        .env("PROJECTOR_WORKER_ADDR", "127.0.0.1:0")
+    let mut command = Command::new(binary);
+    command.args(args);
+    testkit::with_test_keys(&mut command, KEY)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+        .stderr(Stdio::inherit());
+    // Every line starts with "": the first one, which names the role's URL.
+    let process = Process::start(command, "")
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .context("the role printed nothing")??;
-    let url = line
-        .split_whitespace()
-        .last()
-        .filter(|word| word.starts_with("http://"))
-        .map(|url| url.trim_end_matches("/api").to_string());
+    let url = process.urls.first().map(|(_, url)| url.clone());
     Ok(Role {
         name: name.to_string(),
-        child,
+        process,
         url,
     })
 }
@@ -220,7 +200,7 @@ pub async fn measure(binary: &Path, workers: usize, jobs: usize, probes: usize) 
         println!(
             "idle resident memory of {}: {:.1} MB",
             role.name,
-            resident_kb(role.child.id())? as f64 / 1024.0
+            resident_kb(role.process.child.id())? as f64 / 1024.0
         );
     }
     pool.close().await;

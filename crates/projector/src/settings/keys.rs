@@ -32,8 +32,8 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn node() -> worker::WorkerConfig {
-    worker::WorkerConfig::default()
+fn node() -> worker::NodeConfig {
+    worker::NodeConfig::default()
 }
 
 fn client() -> worker::ClientConfig {
@@ -152,7 +152,7 @@ settings_table! {
 
     // A worker node.
     /// Where the node answers its health, readiness and metrics [default: 127.0.0.1:9100].
-    worker_addr: SocketAddr = local(9100) => read by &[Worker], flags for &[Worker];
+    worker_addr: SocketAddr = local(9100) => read by &[Worker, Up], flags for &[Worker, Up];
     /// Connections to the job store a node keeps at most.
     worker_connections: u32 = 4 => read by WORKING, flags for NO_FLAG, in 1..=1000;
     /// Names this node among the live nodes; refused while another live node

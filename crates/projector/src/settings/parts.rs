@@ -8,14 +8,15 @@ use anyhow::{Result, bail};
 use cache::Lifetimes;
 use database::{Location, SchemaPolicy};
 use datasvc::{Access, ServiceConfig};
-use gateway::{JobLimits, SubmissionRate};
-use orchestrator::DispatchConfig;
+use gateway::{GatewayConfig, JobLimits, SubmissionRate};
+use orchestrator::{DispatchConfig, OrchestratorConfig};
 use service::server::Limits;
 use service::{Secret, Tenants};
-use worker::{ClientConfig, WorkerConfig};
+use worker::{ClientConfig, NodeConfig, WorkerConfig};
 
 use super::Settings;
 use crate::listen::Listening;
+use crate::role::Role;
 use crate::stores::create_dir;
 
 fn seconds(count: u64) -> Duration {
@@ -27,6 +28,15 @@ fn millis(count: u64) -> Duration {
 }
 
 impl Settings {
+    /// What the roles started after `role` in one process need to know of it.
+    pub fn learn(&mut self, role: Role, url: &str) {
+        match role {
+            Role::Datasvc => self.datasvc_url = Some(url.to_string()),
+            Role::Gateway => self.gateway_url = Some(url.to_string()),
+            Role::Orchestrator | Role::Worker | Role::Up => {}
+        }
+    }
+
     /// The store named by `database_url`, or the embedded `file` in the data directory.
     pub fn location(&self, file: &str) -> Result<Location> {
         match &self.database_url {
@@ -92,6 +102,14 @@ impl Settings {
         Ok(Tenants::new(secret, &keys))
     }
 
+    pub fn gateway(&self, tenants: Tenants) -> GatewayConfig {
+        GatewayConfig {
+            tenants,
+            limits: self.job_limits(),
+            submission_rate: self.submission_rate(),
+        }
+    }
+
     /// How fast each tenant may submit; no limit at 0 a second.
     pub fn submission_rate(&self) -> Option<SubmissionRate> {
         Some(SubmissionRate {
@@ -115,6 +133,13 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{}", self.gateway_addr))
     }
 
+    pub fn orchestrator(&self, tenants: Tenants) -> OrchestratorConfig {
+        OrchestratorConfig {
+            dispatch: self.dispatch(&self.gateway_url()),
+            tenants,
+        }
+    }
+
     pub fn dispatch(&self, gateway_url: &str) -> DispatchConfig {
         DispatchConfig {
             retention: seconds(self.report_retention_days * 24 * 3600),
@@ -134,18 +159,13 @@ impl Settings {
         Secret::given(self.datasvc_token.as_deref())
     }
 
-    /// How the data service serves; `generated` stands in for a token not given
-    /// (`up`, whose workers are in the same process).
-    pub fn service(&self, generated: Option<Secret>) -> Result<ServiceConfig> {
+    /// How the data service serves.
+    pub fn service(&self) -> Result<ServiceConfig> {
         let access = Access {
-            token: self.datasvc_token().or(generated),
+            token: self.datasvc_token(),
             allow_anonymous: self.datasvc_allow_anonymous,
         };
-        if access.allow_anonymous {
-            tracing::warn!(
-                "the data service answers callers without credentials (datasvc_allow_anonymous): any client that reaches it can read every portfolio"
-            );
-        } else if access.token.is_none() {
+        if access.token.is_none() && !access.allow_anonymous {
             bail!(
                 "the data service needs a token for its callers: set datasvc_token (PROJECTOR_DATASVC_TOKEN, --datasvc-token; the workers send the same), or datasvc_allow_anonymous (--datasvc-allow-anonymous) to serve legacy clients on a trusted network"
             );
@@ -163,10 +183,24 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{}", self.datasvc_addr))
     }
 
-    pub fn worker(&self) -> WorkerConfig {
-        let defaults = WorkerConfig::default();
-        let lease = seconds(self.lease_seconds);
+    /// A worker node; `reclaim_node_id` for a process that knows it is the
+    /// only one with its node id (`up`).
+    pub fn worker(&self, reclaim_node_id: bool) -> WorkerConfig {
         WorkerConfig {
+            node: NodeConfig {
+                reclaim_node_id,
+                ..self.node()
+            },
+            cache_dir: self.cache_dir(),
+            cache_lifetimes: self.cache_lifetimes(),
+            data_service: self.client(&self.datasvc_url(), self.datasvc_token()),
+        }
+    }
+
+    pub fn node(&self) -> NodeConfig {
+        let defaults = NodeConfig::default();
+        let lease = seconds(self.lease_seconds);
+        NodeConfig {
             actors: self.workers.map_or(defaults.actors, usize::from),
             node_id: self.node_id.clone(),
             lease,
@@ -255,8 +289,8 @@ mod tests {
     #[test]
     fn default_settings_make_the_crates_defaults() {
         let settings = Settings::default();
-        let worker = settings.worker();
-        let defaults = WorkerConfig::default();
+        let worker = settings.node();
+        let defaults = NodeConfig::default();
         assert_eq!(
             (worker.lease, worker.heartbeat, worker.steal_after),
             (defaults.lease, defaults.heartbeat, defaults.steal_after)

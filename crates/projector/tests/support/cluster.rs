@@ -10,7 +10,7 @@ use database::testing::TestDatabase;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-use super::proxy::Proxy;
+use super::Proxy;
 use super::{Process, submit};
 
 pub struct ClusterOptions {
@@ -80,7 +80,7 @@ impl TestCluster {
             gateways: Vec::new(),
             workers: Vec::new(),
             orchestrator: None,
-            datasvc: Process::start(
+            datasvc: super::start(
                 &[
                     &[
                         "datasvc",
@@ -116,7 +116,7 @@ impl TestCluster {
         }
         if options.orchestrator {
             let gateway_url = cluster.gateway_url(0);
-            cluster.orchestrator = Some(Process::start(
+            cluster.orchestrator = Some(super::start(
                 &[
                     "orchestrator",
                     "--addr",
@@ -189,7 +189,7 @@ impl TestCluster {
 
     pub fn add_gateway(&mut self) {
         let index = self.gateways.len();
-        let gateway = Process::start(
+        let gateway = super::start(
             &[
                 "gateway",
                 "--addr",
@@ -221,7 +221,7 @@ impl TestCluster {
             &self.roles_database_url,
         ];
         args.extend(extra.iter().map(String::as_str));
-        Process::spawn(
+        super::spawn(
             &args,
             self.directory.path(),
             &format!("{cache_name}.log"),

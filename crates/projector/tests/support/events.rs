@@ -1,56 +1,28 @@
-//! A job's event stream, read event by event as a client reads it.
+//! A job's event stream, as a test reads it: anything but a well-formed
+//! event within 30 s fails the test.
 
-use std::time::Duration;
-
-use serde_json::Value;
+use testkit::JobEvent;
 
 use super::KEY;
 
-/// One event of a job's event stream.
-#[derive(Debug, Clone)]
-pub struct JobEvent {
-    pub name: String,
-    pub id: String,
-    pub job: Value,
-}
-
 /// A job's event stream, read event by event.
-pub struct EventStream(
-    std::pin::Pin<
-        Box<
-            dyn futures_util::Stream<
-                    Item = Result<
-                        eventsource_stream::Event,
-                        eventsource_stream::EventStreamError<reqwest::Error>,
-                    >,
-                > + Send,
-        >,
-    >,
-);
+pub struct EventStream(testkit::EventStream);
 
 impl EventStream {
-    /// The next event; `None` once the server ends the stream. A stream
-    /// silent for 30 s fails the test.
+    /// The next event; `None` once the server ends the stream.
     pub async fn next(&mut self) -> Option<JobEvent> {
-        use futures_util::StreamExt;
-        let event = tokio::time::timeout(Duration::from_secs(30), self.0.next())
+        self.0
+            .next()
             .await
-            .expect("an event within 30 s")?
-            .expect("a well-formed event stream");
-        Some(JobEvent {
-            name: event.event,
-            id: event.id,
-            job: serde_json::from_str(&event.data).expect("event data is JSON"),
-        })
+            .expect("a well-formed event within 30 s")
     }
 
     /// Every event until the stream ends.
-    pub async fn all(mut self) -> Vec<JobEvent> {
-        let mut events = Vec::new();
-        while let Some(event) = self.next().await {
-            events.push(event);
-        }
-        events
+    pub async fn all(self) -> Vec<JobEvent> {
+        self.0
+            .all()
+            .await
+            .expect("well-formed events, each within 30 s")
     }
 }
 
@@ -74,14 +46,7 @@ pub async fn open_events(
 
 /// The event stream of a response that opened one.
 pub fn event_stream(response: reqwest::Response) -> EventStream {
-    use eventsource_stream::Eventsource;
-    assert_eq!(response.status(), 200, "the event stream opens");
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/event-stream",
-        "the event stream's type"
-    );
-    EventStream(Box::pin(response.bytes_stream().eventsource()))
+    EventStream(testkit::EventStream::of(response).expect("the event stream opens"))
 }
 
 /// The job's event stream as the test's tenant.

@@ -6,150 +6,63 @@ pub mod cluster;
 mod events;
 pub mod faults;
 pub mod pages;
-pub mod proxy;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 pub use events::{event_stream, events, open_events};
+pub use testkit::{DATASVC_TOKEN, KEY, OTHER_KEY, Process, Proxy, TENANT_SECRET, json_of};
 
-pub const KEY: &str = "test-key-a";
-pub const OTHER_KEY: &str = "test-key-b";
-/// The secret job owners are derived with, given to every process a test starts.
-pub const TENANT_SECRET: &str = "test-tenant-secret";
-/// The data service's token, given to every process a test starts.
-pub const DATASVC_TOKEN: &str = "test-datasvc-token";
-
-/// A running `projector up` (or `projector datasvc`) process, SIGKILLed if dropped.
-pub struct Process {
-    child: Child,
-    pub urls: Vec<(String, String)>,
+/// Starts `projector ARGS` with the keys of the tests, its log in
+/// `data_dir/log_name`, once it has printed its URLs.
+pub fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+    expect_urls(
+        spawn(args, data_dir, log_name, last_line),
+        data_dir,
+        log_name,
+    )
 }
 
-impl Process {
-    pub fn start(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
-        let process = Process::spawn(args, data_dir, log_name, last_line);
-        process.expect_urls(data_dir, log_name)
-    }
-
-    /// `projector up` from `command`, once it has printed its URLs.
-    fn start_command(command: Command, data_dir: &Path) -> Process {
-        Process::launch(command, data_dir, "up.log", "API key").expect_urls(data_dir, "up.log")
-    }
-
-    fn expect_urls(self, data_dir: &Path, log_name: &str) -> Process {
-        assert!(
-            !self.urls.is_empty(),
-            "projector printed no URLs; see {log_name} in {}",
-            data_dir.display()
-        );
-        self
-    }
-
-    /// Starts `projector ARGS` and reads its stdout up to the line that starts
-    /// with `last_line`, keeping the `role ... http://...` lines.
-    pub fn spawn(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
-        Process::launch(projector(args), data_dir, log_name, last_line)
-    }
-
-    /// Starts `command` (from [`projector`]) as [`Process::spawn`] does.
-    pub fn launch(
-        mut command: Command,
-        data_dir: &Path,
-        log_name: &str,
-        last_line: &str,
-    ) -> Process {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join(log_name))
-            .unwrap();
-        let mut child = command
-            .env("PROJECTOR_API_KEY", format!("{KEY},{OTHER_KEY}"))
-            .env("PROJECTOR_DATASVC_TOKEN", DATASVC_TOKEN)
-            .env("PROJECTOR_TENANT_SECRET", TENANT_SECRET)
-            // Tests submit in bursts; the one test of the limit sets its own.
-            .env("PROJECTOR_SUBMISSIONS_PER_SECOND", "0")
-            // Worker nodes answer health and metrics on a free port each.
-            .env("PROJECTOR_WORKER_ADDR", "127.0.0.1:0")
-            // Each change a worker applies, with its lag from the commit, and
-            // each request's start and end in its span (its id and trace).
-            .env("RUST_LOG", "info,worker::feed=debug,tower_http=debug")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("the projector binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut urls = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("readable stdout");
-            let mut words = line.split_whitespace();
-            if let (Some(first), Some(last)) = (words.next(), line.split_whitespace().last())
-                && last.starts_with("http://")
-            {
-                urls.push((first.to_string(), last.trim_end_matches("/api").to_string()));
-            }
-            if line.trim_start().starts_with(last_line) {
-                break;
-            }
-        }
-        Process { child, urls }
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for the process to exit by itself and returns its status.
-    pub fn wait_exit(mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-
-    pub fn url(&self, role: &str) -> String {
-        self.urls
-            .iter()
-            .find(|(name, _)| name == role)
-            .map(|(_, url)| url.clone())
-            .unwrap_or_else(|| panic!("no {role} URL in {:?}", self.urls))
-    }
-
-    /// SIGTERM, then wait for the orderly exit.
-    pub fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "projector exited with {exit}");
-    }
-
-    /// SIGTERM without waiting: the process drains and stops on its own.
-    pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGKILL: a crash.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
+/// `projector up` from `command`, once it has printed its URLs.
+fn start_up(command: Command, data_dir: &Path) -> Process {
+    expect_urls(
+        launch(command, data_dir, "up.log", "API key"),
+        data_dir,
+        "up.log",
+    )
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn expect_urls(process: Process, data_dir: &Path, log_name: &str) -> Process {
+    assert!(
+        !process.urls.is_empty(),
+        "projector printed no URLs; see {log_name} in {}",
+        data_dir.display()
+    );
+    process
+}
+
+/// Starts `projector ARGS` and reads its stdout up to the line that starts
+/// with `last_line`, keeping the `role ... http://...` lines.
+pub fn spawn(args: &[&str], data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+    launch(projector(args), data_dir, log_name, last_line)
+}
+
+/// Starts `command` (from [`projector`]) as [`spawn`] does.
+pub fn launch(mut command: Command, data_dir: &Path, log_name: &str, last_line: &str) -> Process {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join(log_name))
+        .unwrap();
+    testkit::with_test_keys(&mut command, &format!("{KEY},{OTHER_KEY}"))
+        // Each change a worker applies, with its lag from the commit, and
+        // each request's start and end in its span (its id and trace).
+        .env("RUST_LOG", "info,worker::feed=debug,tower_http=debug")
+        .stderr(log);
+    Process::start(command, last_line).expect("the projector binary starts")
 }
 
 /// The `projector` binary with `args`.
@@ -160,7 +73,7 @@ pub fn projector(args: &[&str]) -> Command {
 }
 
 pub fn up(data_dir: &Path, extra: &[&str]) -> Process {
-    Process::start_command(projector(&up_args(data_dir, extra)), data_dir)
+    start_up(projector(&up_args(data_dir, extra)), data_dir)
 }
 
 /// `projector up` with at most `open_files` file descriptors, a limit it cannot raise.
@@ -181,22 +94,12 @@ pub fn up_with_open_files(data_dir: &Path, extra: &[&str], open_files: u64) -> P
             }
         });
     }
-    Process::start_command(command, data_dir)
+    start_up(command, data_dir)
 }
 
 pub fn up_args<'a>(data_dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let dir = data_dir.to_str().unwrap();
-    let mut args = vec![
-        "up",
-        "--data-dir",
-        dir,
-        "--gateway-addr",
-        "127.0.0.1:0",
-        "--datasvc-addr",
-        "127.0.0.1:0",
-        "--orchestrator-addr",
-        "127.0.0.1:0",
-    ];
+    let mut args = vec!["up", "--data-dir", data_dir.to_str().unwrap()];
+    args.extend(testkit::FREE_PORTS);
     args.extend_from_slice(extra);
     args
 }
@@ -209,7 +112,7 @@ pub fn datasvc(data_dir: &Path, address: &str) -> Process {
         "--addr",
         address,
     ];
-    Process::start(&args, data_dir, "datasvc.log", "data service")
+    start(&args, data_dir, "datasvc.log", "data service")
 }
 
 /// A gateway alone on a job store it migrates at `store` (a SQLite file),
@@ -226,7 +129,7 @@ pub fn lone_gateway(store: &Path, log_dir: &Path, extra: &[&str]) -> Process {
     );
     let mut args = vec!["gateway", "--addr", "127.0.0.1:0", "--database-url", &url];
     args.extend_from_slice(extra);
-    Process::start(&args, log_dir, "gateway.log", "gateway")
+    start(&args, log_dir, "gateway.log", "gateway")
 }
 
 pub fn scratch_dir() -> tempfile::TempDir {
@@ -278,11 +181,6 @@ pub async fn openapi_document(base: &str) -> Value {
     json_of(client().get(format!("{base}/openapi.json"))).await
 }
 
-/// Sends `request` and reads the answer as JSON.
-async fn json_of(request: reqwest::RequestBuilder) -> Value {
-    request.send().await.unwrap().json().await.unwrap()
-}
-
 /// Polls until the job is completed, failed or cancelled.
 pub async fn finished(gateway: &str, job_id: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
@@ -305,15 +203,12 @@ pub async fn finished(gateway: &str, job_id: &str, within: Duration) -> Value {
 
 /// `GET path` from the data service, as a worker calls it.
 pub async fn datasvc_get(datasvc: &str, path: &str) -> Value {
-    client()
-        .get(format!("{datasvc}{path}"))
-        .bearer_auth(DATASVC_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(
+        client()
+            .get(format!("{datasvc}{path}"))
+            .bearer_auth(DATASVC_TOKEN),
+    )
+    .await
 }
 
 /// The report once it is completed; failing or taking longer than `within`

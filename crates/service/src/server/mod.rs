@@ -43,11 +43,13 @@ pub use guard::echo;
 use guard::{MAX_HEAD_BYTES, MAX_HEADERS};
 pub use streams::{StreamBudget, StreamPermit};
 
-/// The two steps of a role's shutdown, shared by everything in the process.
+/// The two steps of a role's shutdown, shared by everything in the process,
+/// and the work that must end between them (a worker's running jobs).
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     draining: CancellationToken,
     stopping: CancellationToken,
+    work: TaskTracker,
 }
 
 impl Shutdown {
@@ -81,6 +83,32 @@ impl Shutdown {
     /// The token that fires when draining starts, for tasks that stop on it.
     pub fn draining_token(&self) -> CancellationToken {
         self.draining.clone()
+    }
+
+    /// A shutdown that follows this one and can also be stopped on its own:
+    /// for a part of a role that ends when the role fails.
+    pub fn child(&self) -> Shutdown {
+        Shutdown {
+            draining: self.draining.child_token(),
+            stopping: self.stopping.child_token(),
+            work: self.work.clone(),
+        }
+    }
+
+    /// Runs `work`, which ends once draining starts; [`Shutdown::drained`]
+    /// waits for it before the servers stop.
+    pub fn track<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.work.spawn(work)
+    }
+
+    /// Resolves once every tracked piece of work has ended.
+    pub async fn drained(&self) {
+        self.work.close();
+        self.work.wait().await
     }
 }
 

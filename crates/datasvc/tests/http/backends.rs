@@ -15,6 +15,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use wire::{ChangeFeed, Portfolio};
 
 pub(crate) const TOKEN: &str = "feed-test-token";
+/// Demo customers seeded into each store.
+pub(crate) const SEEDED: i64 = 50;
 
 /// A data service on a store, and another application's connection to it.
 pub(crate) struct Service {
@@ -81,7 +83,7 @@ pub(crate) async fn on_postgres() -> Service {
 }
 
 async fn open(location: &Location) -> DataStore {
-    DataStore::open(location, SchemaPolicy::Apply, 50, 4)
+    DataStore::open(location, SchemaPolicy::Apply, SEEDED as u32, 4)
         .await
         .unwrap()
 }

@@ -1,5 +1,5 @@
-//! The data service over real HTTP on loopback, on a real SQLite file and a
-//! real PostgreSQL database.
+//! Portfolios as the workers and the original clients read them, and the
+//! log of every change made to them.
 
 use database::testing::TestDatabase;
 use database::{Location, SchemaPolicy, on_pool};
@@ -7,6 +7,8 @@ use datasvc::{Access, DataStore, load_portfolio, router};
 use prost::Message;
 use service::Secret;
 use wire::Portfolio;
+
+use crate::backends::{SEEDED, Service};
 
 /// Keeps a test's store alive: its directory or its database.
 type Place = Box<dyn std::any::Any>;
@@ -52,21 +54,8 @@ fn client_with(token: &str) -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test]
-async fn on_sqlite_portfolio_json_protobuf_and_404() {
-    let (_place, store) = open_sqlite().await;
-    portfolio_json_protobuf_and_404(store).await;
-}
-
-#[tokio::test]
-async fn on_postgres_portfolio_json_protobuf_and_404() {
-    let (_place, store) = open_postgres().await;
-    portfolio_json_protobuf_and_404(store).await;
-}
-
-async fn portfolio_json_protobuf_and_404(store: DataStore) {
-    let base = serve(store, Access::token(Secret::new(TOKEN))).await;
-    let client = client_with(TOKEN);
+async fn portfolio_json_protobuf_and_404(service: Service) {
+    let (base, client) = (&service.base, &service.client);
     let response = client
         .get(format!("{base}/api/customers/C-000042/portfolio"))
         .send()
@@ -202,19 +191,8 @@ async fn demo_data_is_the_same_on_every_machine_and_backend() {
     }
 }
 
-#[tokio::test]
-async fn on_sqlite_every_change_is_logged() {
-    let (_place, store) = open_sqlite().await;
-    every_change_is_logged(store).await;
-}
-
-#[tokio::test]
-async fn on_postgres_every_change_is_logged() {
-    let (_place, store) = open_postgres().await;
-    every_change_is_logged(store).await;
-}
-
-async fn every_change_is_logged(store: DataStore) {
+async fn every_change_is_logged(service: Service) {
+    let store = &service.store;
     let (customers, out_of_range): (i64, i64) = on_pool!(store.pool(), pool => {
         sqlx::query_as(
             "SELECT COUNT(*), SUM(CASE WHEN n < 3 OR n > 20 THEN 1 ELSE 0 END)
@@ -225,20 +203,17 @@ async fn every_change_is_logged(store: DataStore) {
         .await
         .unwrap()
     });
-    assert_eq!((customers, out_of_range), (1000, 0));
+    assert_eq!((customers, out_of_range), (SEEDED, 0));
     let (logged_at_start,): (i64,) = on_pool!(store.pool(), pool => {
         sqlx::query_as("SELECT COUNT(*) FROM change_log").fetch_one(pool).await.unwrap()
     });
     assert_eq!(logged_at_start, 0, "seeding is not a change");
 
-    // A direct SQL write, as a legacy batch job would make it.
-    on_pool!(store.pool(), pool => {
-        sqlx::query("UPDATE holdings SET quantity = quantity + 1 WHERE customer_id = 'C-000007'")
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected()
-    });
+    // A direct SQL write, as a legacy batch job makes it on its own connection.
+    service
+        .other
+        .execute("UPDATE holdings SET quantity = quantity + 1 WHERE customer_id = 'C-000007';")
+        .await;
     let changed = load_portfolio(store.pool(), "C-000007")
         .await
         .unwrap()
@@ -256,3 +231,5 @@ async fn every_change_is_logged(store: DataStore) {
         "one entry per changed holding"
     );
 }
+
+feed_suite!(portfolio_json_protobuf_and_404, every_change_is_logged);

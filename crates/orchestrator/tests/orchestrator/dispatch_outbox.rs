@@ -71,28 +71,17 @@ fn spawn_dispatcher(reports: &ReportStore, config: DispatchConfig) -> Cancellati
 
 /// Asks for a report and returns its id.
 async fn create_report(client: &reqwest::Client, base: &str, body: &Value) -> String {
-    let created: Value = client
-        .post(format!("{base}/reports"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = testkit::json_of(client.post(format!("{base}/reports")).json(body)).await;
     created["id"].as_str().unwrap().to_string()
 }
 
 /// A worker's claim, done through the job store's own contract.
 async fn claim_one(jobs: &AnyJobStore) -> jobstore::Claimed {
-    jobs.claim(ClaimRequest {
-        worker: "test-worker",
-        limit: 1,
-        lease: Duration::from_secs(30),
-        partitions: &[],
-        steal_after: Duration::ZERO,
-        max_running_per_owner: None,
-    })
+    jobs.claim(ClaimRequest::any_partition(
+        "test-worker",
+        1,
+        Duration::from_secs(30),
+    ))
     .await
     .unwrap()
     .remove(0)

@@ -148,15 +148,7 @@ async fn the_feed_refuses_bad_cursors_and_callers_without_the_token() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    let json: serde_json::Value = service
-        .client
-        .get(format!("{}/api/changes", service.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = testkit::json_of(service.client.get(format!("{}/api/changes", service.base))).await;
     for member in ["feed_id", "changes", "oldest_cursor", "latest"] {
         assert!(json.get(member).is_some(), "missing {member}: {json}");
     }

@@ -1,6 +1,7 @@
-//! The change feed over real HTTP, on a real SQLite file and a real PostgreSQL
-//! database, fed by another application's SQL on its own connections. Each
-//! file holds one concern and runs its tests once per backend (`feed_suite!`).
+//! The data service over real HTTP on loopback, on a real SQLite file and a
+//! real PostgreSQL database: its portfolios (`portfolio`), and its change feed
+//! fed by another application's SQL on its own connections, a file per
+//! concern, each test run once per backend (`feed_suite!`).
 
 /// Runs each named test once per backend, as `<concern>::sqlite::<test>` and
 /// `<concern>::postgres::<test>`.
@@ -27,4 +28,5 @@ macro_rules! feed_suite {
 
 mod backends;
 mod logged;
+mod portfolio;
 mod readers;
