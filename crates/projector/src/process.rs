@@ -105,16 +105,26 @@ impl Process {
         process: Role,
         settings: &Settings,
     ) -> Result<Started> {
-        let listening = settings.listening();
+        let (address, name) = match role {
+            Role::Gateway => (settings.gateway_addr, "gateway"),
+            Role::Datasvc => (settings.datasvc_addr, "data service"),
+            Role::Orchestrator => (settings.orchestrator_addr, "orchestrator"),
+            Role::Worker => (settings.worker_addr, "worker"),
+            Role::Up => bail!("up is every role, not one of them: start it with `projector up`"),
+        };
+        let listener = bind(address, name, &settings.listening()).await?;
+        let url = url_of(&listener)?;
         let shutdown = self.shutdown.clone();
-        let (line, url) = match role {
+        let line = match role {
             Role::Gateway => {
                 let config = settings.gateway(self.tenants(settings, "the gateway")?);
-                let listener = bind(settings.gateway_addr, "gateway", &listening).await?;
-                let url = url_of(&listener)?;
-                let store = self.stores.jobs()?;
-                self.spawn(gateway::run(config, store, listener, shutdown));
-                (format!("gateway       {url}"), url)
+                self.spawn(gateway::run(
+                    config,
+                    self.stores.jobs()?,
+                    listener,
+                    shutdown,
+                ));
+                format!("gateway       {url}")
             }
             Role::Datasvc => {
                 let config = settings.service()?;
@@ -123,36 +133,37 @@ impl Process {
                         "the data service answers callers without credentials (datasvc_allow_anonymous): any client that reaches it can read every portfolio"
                     );
                 }
-                let listener = bind(settings.datasvc_addr, "data service", &listening).await?;
-                let url = url_of(&listener)?;
-                let store = self.stores.data()?;
-                self.spawn(datasvc::run(config, store, listener, shutdown));
-                (format!("data service  {url}/api"), url)
+                self.spawn(datasvc::run(
+                    config,
+                    self.stores.data()?,
+                    listener,
+                    shutdown,
+                ));
+                format!("data service  {url}/api")
             }
             Role::Orchestrator => {
                 let config = settings.orchestrator(self.tenants(settings, "the orchestrator")?);
-                let listener = bind(settings.orchestrator_addr, "orchestrator", &listening).await?;
-                let url = url_of(&listener)?;
-                let store = self.stores.reports()?;
-                self.spawn(orchestrator::run(config, store, listener, shutdown));
-                (format!("orchestrator  {url}"), url)
+                self.spawn(orchestrator::run(
+                    config,
+                    self.stores.reports()?,
+                    listener,
+                    shutdown,
+                ));
+                format!("orchestrator  {url}")
             }
-            Role::Worker => {
+            // `up` itself was refused above: it is never a member.
+            Role::Worker | Role::Up => {
                 // The only process on its node id: a crash's registration is its own.
                 let config = settings.worker(process == Role::Up);
-                let listener = bind(settings.worker_addr, "worker", &listening).await?;
-                let url = url_of(&listener)?;
-                let store = self.stores.jobs()?;
                 let node_id = settings.node_id.clone();
-                let running = worker::run(config, store, listener, shutdown);
+                let running = worker::run(config, self.stores.jobs()?, listener, shutdown);
                 self.spawn(async move {
                     running
                         .await
                         .with_context(|| format!("worker node {node_id:?} cannot run"))
                 });
-                (format!("worker        {} {url}", settings.node_id), url)
+                format!("worker        {} {url}", settings.node_id)
             }
-            Role::Up => bail!("up is every role, not one of them: start it with `projector up`"),
         };
         Ok(Started { role, url, line })
     }
